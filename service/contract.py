@@ -1,0 +1,64 @@
+"""The analysis contract: one pydantic schema shared by the CLI (`undertone analyze`) and the API.
+
+The analysis libraries (``nlp``, ``asr``) know nothing of this module: they return plain
+dicts of this shape, and the composition roots validate them here before storing or
+returning. Later stages add optional fields (``emotions``, ``irony``, ``complaint``,
+``case_types``, ``detections``) to the same object.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SentimentLabel = Literal["negative", "neutral", "positive"]
+
+
+class Sentiment(BaseModel):
+    """A three-way sentiment decision with its probabilities."""
+
+    label: SentimentLabel
+    scores: dict[SentimentLabel, float]
+
+
+class EmotionScore(BaseModel):
+    """One emotion: probability, the thresholded decision, and its intensity when known."""
+
+    score: float
+    present: bool
+    intensity: float | None = None
+
+
+class SentenceResult(BaseModel):
+    """Scores for one sentence (or one call turn's sentence), with character offsets."""
+
+    model_config = ConfigDict(extra="allow")
+
+    start: int
+    end: int
+    text: str
+    sentiment: Sentiment
+    emotions: dict[str, EmotionScore] | None = None
+    intensity: float | None = None
+    irony: float | None = None
+
+
+class AnalysisResult(BaseModel):
+    """One analysed text: the line `undertone analyze` writes and the API returns."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    language: str
+    sentiment: Sentiment
+    sentences: list[SentenceResult]
+    emotions: dict[str, EmotionScore] | None = None
+    intensity: float | None = None
+    irony: float | None = None
+    model_versions: dict[str, str] = Field(default_factory=dict)
+
+
+def validate_analysis(payload: dict[str, Any]) -> AnalysisResult:
+    """Validate a library's result dict against the contract."""
+    return AnalysisResult.model_validate(payload)
