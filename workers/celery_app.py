@@ -1,0 +1,184 @@
+"""The Celery app of `undertone worker`: thin tasks named by stage, models loaded per process.
+
+Started as ``undertone worker`` (or ``celery -A workers.celery_app worker``). Settings are
+read here, once, because this module is a composition root. Each task receives only a job
+id and hands it to `workers.stages.run_job`; the database decides whether there is anything
+to do, so duplicate or stale messages are harmless.
+
+The worker's main process runs a sweeper thread that re-sends jobs that are due but were
+never announced (the broker was down when the API accepted them) or whose lease expired
+(their worker died mid-task); their unacknowledged messages would otherwise only come back
+after the broker's visibility timeout.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import structlog
+from celery import Celery, signals
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import NullPool
+
+from service.config import Settings
+from service.db.engine import create_db_engine, create_session_factory
+from service.db.repositories import jobs
+from workers.celery_config import JOBS_QUEUE, SYNC_TASK, celery_config
+from workers.runtime import AnalysisRuntime, worker_id
+from workers.stages import FEEDBACK_ANALYZE, RetryPolicy, build_handlers, run_job
+
+log = structlog.get_logger(__name__)
+
+STAGE_KINDS = (FEEDBACK_ANALYZE,)
+
+
+class WorkerState:
+    """What one worker process holds: its database engine and its models."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._lock = threading.Lock()
+        self._session_factory: sessionmaker[Session] | None = None
+        self.runtime = AnalysisRuntime(settings)
+        self.handlers = build_handlers(self.runtime)
+        self.retry = RetryPolicy(max_attempts=settings.queue.max_attempts)
+
+    @property
+    def session_factory(self) -> sessionmaker[Session]:
+        """Built on first use in the process that uses it (never inherited across a fork)."""
+        if self._session_factory is None:
+            with self._lock:
+                if self._session_factory is None:
+                    engine = create_db_engine(self.settings.resolved_database_url)
+                    self._session_factory = create_session_factory(engine)
+        return self._session_factory
+
+    def reset_after_fork(self) -> None:
+        """A forked child starts with no engine and no models of its parent."""
+        self._session_factory = None
+
+
+def create_celery_app(settings: Settings) -> Celery:
+    """The worker-side Celery app with its stage tasks."""
+    celery = Celery("undertone", set_as_current=True)
+    celery.conf.update(celery_config(settings))
+    state = WorkerState(settings)
+    celery.undertone_state = state  # type: ignore[attr-defined]
+
+    def run_stage(job_id: str) -> str:
+        outcome = run_job(
+            state.session_factory,
+            job_id,
+            worker_id("celery"),
+            settings.queue.lease_seconds,
+            state.handlers,
+            state.retry,
+        )
+        return outcome.value
+
+    for kind in STAGE_KINDS:
+        # Thin tasks, one per stage name; the message carries the job id only.
+        celery.task(name=kind, ignore_result=True)(run_stage)
+
+    @celery.task(name=SYNC_TASK, ignore_result=False)
+    def analyze_sync(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Analyse texts for `POST /v1/analyze`, storing nothing."""
+        state.runtime.load()
+        return state.runtime.analyze_now(items, timeout=settings.api.analyze_timeout_seconds)
+
+    return celery
+
+
+settings = Settings()
+app = create_celery_app(settings)
+_state: WorkerState = app.undertone_state  # type: ignore[attr-defined]
+
+
+@signals.worker_process_init.connect
+def _load_models_in_child(**_: Any) -> None:
+    """Each pool process loads its own models before taking a task."""
+    _state.reset_after_fork()
+    _state.runtime.load()
+
+
+# ----------------------------------------------------------------------------------- sweeper
+
+
+class Sweeper:
+    """Re-sends jobs that are due but unannounced, or whose worker died; rate-limited per job."""
+
+    def __init__(self, celery: Celery, settings: Settings) -> None:
+        self._celery = celery
+        self._interval = settings.queue.sweep_interval_seconds
+        # A job is re-sent at most once per lease: a duplicate is harmless, but not free.
+        self._resend_after = max(settings.queue.lease_seconds, self._interval)
+        # NullPool: nothing pooled in the parent that a forked pool child could inherit.
+        engine = create_db_engine(settings.resolved_database_url, poolclass=NullPool)
+        self._session_factory = create_session_factory(engine)
+        self._sent: dict[str, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="undertone-sweeper", daemon=True)
+
+    def start(self) -> None:
+        """Sweep now and then every interval, in a daemon thread."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop after the current pass."""
+        self._stop.set()
+
+    def _run(self) -> None:
+        while True:
+            try:
+                self.sweep()
+            except Exception as error:  # the database or broker is down: try again later
+                log.warning("sweep_failed", error=repr(error))
+            if self._stop.wait(self._interval):
+                return
+
+    def sweep(self) -> int:
+        """One pass; returns how many tasks were sent."""
+        now = time.monotonic()
+        with self._session_factory() as session:
+            due = [(job.id, job.kind, job.status) for job in jobs.due_jobs(session, limit=500)]
+            session.commit()
+        due_ids = {job_id for job_id, _, _ in due}
+        self._sent = {k: v for k, v in self._sent.items() if k in due_ids}
+        waiting = self._messages_waiting()
+        sent = 0
+        for job_id, kind, status in due:
+            if now - self._sent.get(job_id, -self._resend_after) < self._resend_after:
+                continue
+            # A queued job while messages still wait in line was most likely announced and
+            # is behind them; a running job with an expired lease lost its worker for sure.
+            if status == jobs.QUEUED and waiting:
+                continue
+            self._celery.send_task(kind, args=[job_id])
+            self._sent[job_id] = now
+            sent += 1
+        if sent:
+            log.info("sweeper_resent", jobs=sent)
+        return sent
+
+    def _messages_waiting(self) -> int:
+        with self._celery.connection_for_read() as connection:
+            declared = connection.default_channel.queue_declare(JOBS_QUEUE, passive=True)
+            return int(declared.message_count)
+
+
+_sweeper: Sweeper | None = None
+
+
+@signals.worker_ready.connect
+def _start_sweeper(sender: Any = None, **_: Any) -> None:
+    global _sweeper
+    _sweeper = Sweeper(app, settings)
+    _sweeper.start()
+
+
+@signals.worker_shutdown.connect
+def _stop_sweeper(**_: Any) -> None:
+    if _sweeper is not None:
+        _sweeper.stop()

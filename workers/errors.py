@@ -1,0 +1,15 @@
+"""Errors of the work-execution layer."""
+
+from __future__ import annotations
+
+
+class WorkerError(Exception):
+    """Base class of the workers' errors."""
+
+
+class PermanentStageError(WorkerError):
+    """A job that can never succeed (its subject is gone, its input is unusable): no retry."""
+
+
+class UnknownJobKind(PermanentStageError):
+    """No stage handles this job kind in this process."""

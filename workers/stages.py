@@ -1,0 +1,250 @@
+"""Stage functions: what the embedded runner and the Celery tasks both run for one job.
+
+`run_job` owns the job protocol (claim, lease heartbeat, done or fail with backoff); a
+handler owns one kind of work. A handler reads its inputs with a short session, does the
+heavy work with no session open (on SQLite an open transaction holds the write lock), and
+stores its result, the subject's status and the job's done in one transaction.
+"""
+
+from __future__ import annotations
+
+import enum
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import structlog
+from pydantic import ValidationError
+from sqlalchemy.orm import Session, sessionmaker
+
+from service.contract import validate_analysis
+from service.db.models import FeedbackItem
+from service.db.repositories import analyses, jobs, status
+from workers.errors import PermanentStageError, UnknownJobKind
+
+log = structlog.get_logger(__name__)
+
+SessionFactory = sessionmaker[Session]
+
+FEEDBACK_ANALYZE = "feedback.analyze"
+# Feedback columns handed to the analyzer with the text (the contract's optional input fields).
+_ANALYZER_FIELDS = (
+    "channel", "score", "scale", "customer_id", "employee_id", "team", "location", "journey",
+    "segment", "language",
+)
+
+
+@dataclass(frozen=True)
+class ClaimedJob:
+    """The job a handler works on, detached from any session."""
+
+    id: str
+    kind: str
+    subject_id: str
+    attempts: int
+    worker_id: str
+
+
+class StageHandler(Protocol):
+    """One kind of stage work: must store its result and mark the job done in one transaction."""
+
+    def __call__(self, session_factory: SessionFactory, job: ClaimedJob) -> None: ...
+
+
+class Outcome(enum.Enum):
+    """What `run_job` did with a job."""
+
+    DONE = "done"
+    NOT_CLAIMED = "not_claimed"  # someone else holds it, it is finished, or not due yet
+    RETRY = "retry"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff between attempts of a job that raised."""
+
+    max_attempts: int = 5
+    base_seconds: float = 5.0
+    max_seconds: float = 600.0
+
+    def delay(self, attempts: int) -> float:
+        """Seconds to wait before the next attempt, after `attempts` attempts."""
+        return float(min(self.max_seconds, self.base_seconds * 2 ** max(0, attempts - 1)))
+
+
+class Analyzer(Protocol):
+    """What the stages need of `nlp`'s TextAnalyzer."""
+
+    def analyze(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]: ...
+
+
+def run_job(
+    session_factory: SessionFactory,
+    job_id: str,
+    worker_id: str,
+    lease_seconds: float,
+    handlers: Mapping[str, StageHandler],
+    retry: RetryPolicy | None = None,
+) -> Outcome:
+    """Claim one job and run its handler while a heartbeat renews the lease.
+
+    Safe to call for any announcement, duplicate or stale: a job that cannot be claimed is
+    left alone, and a handler stores at most one result per subject.
+    """
+    retry = retry or RetryPolicy()
+    with session_factory() as session:
+        job = jobs.claim(
+            session, job_id, worker_id, lease_seconds, max_attempts=retry.max_attempts
+        )
+        if job is None:
+            return Outcome.NOT_CLAIMED
+        claimed = ClaimedJob(job.id, job.kind, job.subject_id, job.attempts, worker_id)
+    return run_claimed(session_factory, claimed, lease_seconds, handlers, retry)
+
+
+def run_claimed(
+    session_factory: SessionFactory,
+    job: ClaimedJob,
+    lease_seconds: float,
+    handlers: Mapping[str, StageHandler],
+    retry: RetryPolicy,
+) -> Outcome:
+    """Run the handler of a job this worker has already claimed."""
+    bound = log.bind(job_id=job.id, kind=job.kind, subject_id=job.subject_id,
+                     attempt=job.attempts)
+    with _Heartbeat(session_factory, job, lease_seconds):
+        try:
+            handler = handlers.get(job.kind)
+            if handler is None:
+                raise UnknownJobKind(f"no stage handles job kind {job.kind!r}")
+            handler(session_factory, job)
+        except Exception as error:
+            permanent = isinstance(error, PermanentStageError)
+            bound.warning("job_failed", error=repr(error), permanent=permanent)
+            return _record_failure(session_factory, job, error, permanent, retry)
+    bound.info("job_done")
+    return Outcome.DONE
+
+
+def _record_failure(
+    session_factory: SessionFactory,
+    job: ClaimedJob,
+    error: Exception,
+    permanent: bool,
+    retry: RetryPolicy,
+) -> Outcome:
+    message = f"{type(error).__name__}: {error}"[:2000]
+    with session_factory() as session:
+        current = jobs.get(session, job.id)
+        # Our lease ran out and another worker owns the job now: its outcome is theirs.
+        if current is None or current.status != jobs.RUNNING or current.worker_id != job.worker_id:
+            session.commit()
+            return Outcome.NOT_CLAIMED
+        delay = None if permanent else retry.delay(job.attempts)
+        result = jobs.fail(session, job.id, message, delay, retry.max_attempts)
+    if result is not None and result.status == jobs.QUEUED:
+        return Outcome.RETRY
+    return Outcome.FAILED
+
+
+class _Heartbeat:
+    """Renews a job's lease every third of its length while the handler works."""
+
+    def __init__(self, session_factory: SessionFactory, job: ClaimedJob, lease: float) -> None:
+        self._session_factory = session_factory
+        self._job = job
+        self._lease = lease
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, name=f"lease-{job.id[:8]}", daemon=True
+        )
+
+    def __enter__(self) -> _Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._lease / 3):
+            try:
+                with self._session_factory() as session:
+                    kept = jobs.renew(session, self._job.id, self._lease,
+                                      worker_id=self._job.worker_id)
+            except Exception as error:  # a database hiccup must not kill the heartbeat
+                log.warning("lease_renew_failed", job_id=self._job.id, error=repr(error))
+                continue
+            if not kept:
+                # Another worker took over (our lease lapsed); its result or ours, the
+                # unique analysis row keeps exactly one.
+                log.warning("lease_lost", job_id=self._job.id)
+                return
+
+
+class FeedbackAnalyzeHandler:
+    """`feedback.analyze`: analyse one item's text and store the contract object."""
+
+    def __init__(self, analyzer: Callable[[], Analyzer] | Analyzer) -> None:
+        # A factory lets a process load its models lazily, on its first job.
+        self._analyzer = analyzer
+
+    def _get_analyzer(self) -> Analyzer:
+        if hasattr(self._analyzer, "analyze"):
+            return self._analyzer  # type: ignore[return-value]
+        return self._analyzer()  # type: ignore[operator]
+
+    def __call__(self, session_factory: SessionFactory, job: ClaimedJob) -> None:
+        with session_factory() as session:
+            item = session.get(FeedbackItem, job.subject_id)
+            if item is None:
+                raise PermanentStageError(f"feedback item {job.subject_id} does not exist")
+            already = analyses.get_for_feedback(session, item.id) is not None
+            payload = analyzer_input(item)
+            session.commit()
+        if already:
+            # A re-run after a worker died between its commit and its ack: close the job.
+            with session_factory() as session:
+                status.set_subject_status(session, "feedback", job.subject_id, jobs.DONE,
+                                          "already analysed")
+                jobs.finish(session, job.id)
+            return
+        results = self._get_analyzer().analyze([payload])
+        if len(results) != 1:
+            raise PermanentStageError(f"the analyzer returned {len(results)} results for 1 text")
+        try:
+            result = validate_analysis(results[0]).model_dump(mode="json", exclude_none=True)
+        except ValidationError as error:
+            raise PermanentStageError(f"the analysis breaks the contract: {error}") from error
+        with session_factory() as session:
+            analyses.complete_feedback_analysis(
+                session, job.id, job.subject_id, result, dict(result.get("model_versions", {}))
+            )
+
+
+def analyzer_input(item: FeedbackItem) -> dict[str, Any]:
+    """The dict the analyzer is given for one stored item (the `undertone analyze` line)."""
+    payload: dict[str, Any] = {"id": item.id, "text": item.text}
+    for name in _ANALYZER_FIELDS:
+        value = getattr(item, name)
+        if value is not None:
+            payload[name] = value
+    if item.occurred_at is not None:
+        payload["occurred_at"] = item.occurred_at.isoformat()
+    if item.extra:
+        payload["metadata"] = item.extra
+    return payload
+
+
+def build_handlers(analyzer: Callable[[], Analyzer] | Analyzer) -> dict[str, StageHandler]:
+    """The stage handlers of this release, keyed by job kind (= Celery task name)."""
+    return {FEEDBACK_ANALYZE: FeedbackAnalyzeHandler(analyzer)}
+
+
+def analyze_texts(analyzer: Analyzer, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Synchronous analysis (`POST /v1/analyze`): validated contract dicts, nothing stored."""
+    results = analyzer.analyze(list(items))
+    return [validate_analysis(r).model_dump(mode="json", exclude_none=True) for r in results]
