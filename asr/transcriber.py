@@ -1,0 +1,214 @@
+"""Recording -> Transcript with faster-whisper: streamed windows, guards, speakers, progress.
+
+The caller owns the ``WhisperModel`` (built once per worker process) and passes it in; this
+module holds no global state, reads no environment, and is safe to call from a job that
+reports progress through a callback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+from faster_whisper import WhisperModel
+from faster_whisper.feature_extractor import FeatureExtractor
+from faster_whisper.vad import VadOptions
+
+from asr.audio import SAMPLE_RATE, FloatArray, probe, stream_audio
+from asr.errors import LayoutMismatchError, SilentAudioError
+from asr.guards import RawSegment, clean_segments
+from asr.options import TranscribeOptions
+from asr.speakers import assign_mono_roles, merge_turns, to_segment
+from asr.types import LAYOUTS, Layout, Segment, Transcript, Word
+from asr.windows import windows
+
+ProgressCallback = Callable[[float], None]
+"""Called with the fraction (0..1) of the recording transcribed so far."""
+
+# Peak amplitude below which a recording counts as having no sound at all (-60 dBFS).
+_SILENCE_PEAK = 1e-3
+
+
+@dataclass
+class _Run:
+    """State of one transcription: language once known, progress bookkeeping."""
+
+    language: str | None
+    language_probability: float
+    total_units: float
+    report: ProgressCallback | None
+    done_units: float = 0.0
+    peak: float = 0.0
+    raws: dict[int, list[RawSegment]] = field(default_factory=dict)
+    prints: list[npt.NDArray[np.float64]] = field(default_factory=list)
+
+    def progress(self, units: float) -> None:
+        if self.report is not None and self.total_units > 0:
+            self.report(min(0.999, (self.done_units + units) / self.total_units))
+
+
+class Transcriber:
+    """Transcribes recordings with a faster-whisper model the caller owns."""
+
+    def __init__(self, model: WhisperModel, options: TranscribeOptions | None = None) -> None:
+        """Args:
+        model: A loaded ``faster_whisper.WhisperModel`` (shared across calls).
+        options: How to transcribe; the defaults are the product's tested settings.
+        """
+        self.model = model
+        self.options = options or TranscribeOptions()
+        self._features = FeatureExtractor(feature_size=80)
+
+    def transcribe(
+        self,
+        path: Path | str,
+        layout: Layout = "mono",
+        language: str | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> Transcript:
+        """Transcribe one recording.
+
+        Args:
+            path: The recording (any accepted container; decoded in a stream).
+            layout: ``mono``, or which stereo channel is the agent.
+            language: ISO 639-1 hint from the upload; overrides ``options.language``.
+            progress: Called with the fraction done, often enough for a progress bar.
+
+        Returns:
+            The transcript: time-ordered turns labelled agent/customer.
+
+        Raises:
+            asr.errors.AsrError subclasses for files that cannot be transcribed.
+        """
+        if layout not in LAYOUTS:
+            raise ValueError(f"unknown layout {layout!r}; expected one of {LAYOUTS}")
+        opts = self.options
+        info = probe(path, opts.max_duration)
+        stereo = layout != "mono"
+        if stereo and info.channels < 2:
+            raise LayoutMismatchError(
+                f"{Path(path).name}: layout {layout} needs two channels, the file has one"
+            )
+        channels = 2 if stereo else 1
+        hint = language or opts.language
+        run = _Run(
+            language=hint,
+            language_probability=1.0,
+            total_units=(info.duration or 0.0) * channels,
+            report=progress,
+            raws={c: [] for c in range(channels)},
+        )
+        short = info.duration is not None and info.duration < opts.short_clip_seconds
+        duration = 0.0
+        for window in windows(stream_audio(path, channels), opts.window_seconds):
+            duration = window.offset + window.duration
+            run.peak = max(run.peak, float(np.abs(window.audio).max(initial=0.0)))
+            for c in range(channels):
+                raws = self._run_window(window.audio[c], window.offset, short, run)
+                run.raws[c].extend(raws)
+                if not stereo:
+                    run.prints.extend(
+                        self._voice_print(window.audio[0], window.offset, r) for r in raws
+                    )
+                run.done_units += window.duration
+                run.progress(0.0)
+        segments = self._label(run, layout)
+        if not segments:
+            if run.peak < _SILENCE_PEAK:
+                raise SilentAudioError(f"{Path(path).name}: the recording has no sound")
+            raise SilentAudioError(f"{Path(path).name}: no speech was found in the recording")
+        if progress is not None:
+            progress(1.0)
+        return Transcript(
+            language=run.language or "en",
+            language_probability=run.language_probability,
+            duration=info.duration if info.duration is not None else duration,
+            segments=merge_turns(segments, opts),
+            layout=layout,
+            role_method="channel" if stereo else "heuristic",
+        )
+
+    def _run_window(
+        self, audio: FloatArray, offset: float, short: bool, run: _Run
+    ) -> list[RawSegment]:
+        """Transcribe one channel of one window; times come back in recording seconds."""
+        opts = self.options
+        pad = opts.short_clip_pad_seconds if short else 0.0
+        if pad:
+            # A lone word flush against the clip's edges is often dropped or misheard; a
+            # little silence around it gives Whisper the context it was trained on.
+            n = int(pad * SAMPLE_RATE)
+            audio = np.pad(audio, (n, n))
+        window_seconds = audio.shape[0] / SAMPLE_RATE
+        segments, info = self.model.transcribe(
+            np.ascontiguousarray(audio, dtype=np.float32),
+            language=run.language,
+            beam_size=opts.beam_size,
+            word_timestamps=opts.word_timestamps,
+            # A very short clip is (nearly) all speech: the VAD cut only risks clipping it.
+            vad_filter=opts.vad_filter and not short,
+            vad_parameters=VadOptions(
+                min_silence_duration_ms=opts.vad_min_silence_ms,
+                speech_pad_ms=opts.vad_speech_pad_ms,
+            ),
+            # With conditioning on, base and tiny.en skipped ~20 s of speech at a window
+            # boundary in our tests; it also lets one hallucination seed the next.
+            condition_on_previous_text=False,
+            no_speech_threshold=opts.no_speech_threshold,
+            log_prob_threshold=opts.log_prob_threshold,
+            compression_ratio_threshold=opts.compression_ratio_threshold,
+            initial_prompt=opts.initial_prompt,
+        )
+        shift = offset - pad
+        end_limit = offset + window_seconds - 2 * pad
+        raws: list[RawSegment] = []
+        for seg in segments:  # the generator does the work: materialise it here
+            raws.append(
+                RawSegment(
+                    start=max(offset, seg.start + shift),
+                    end=min(end_limit, seg.end + shift),
+                    text=seg.text.strip(),
+                    words=[
+                        Word(
+                            start=max(offset, w.start + shift),
+                            end=min(end_limit, w.end + shift),
+                            word=w.word,
+                            probability=w.probability,
+                        )
+                        for w in (seg.words or [])
+                    ],
+                    avg_logprob=seg.avg_logprob,
+                    no_speech_prob=seg.no_speech_prob,
+                    compression_ratio=seg.compression_ratio,
+                )
+            )
+            run.progress(min(seg.end, window_seconds) - pad)
+        cleaned = clean_segments(raws, opts)
+        if run.language is None and cleaned:
+            # Fix the language on the first audio that held speech, so that every later
+            # window and channel is decoded in the same language.
+            run.language = info.language
+            run.language_probability = info.language_probability
+        return cleaned
+
+    def _voice_print(
+        self, audio: FloatArray, offset: float, raw: RawSegment
+    ) -> npt.NDArray[np.float64]:
+        """Mean and spread of a segment's log-mel spectrum: a cheap voice signature."""
+        a = int((raw.start - offset) * SAMPLE_RATE)
+        b = max(a + SAMPLE_RATE // 10, int((raw.end - offset) * SAMPLE_RATE))
+        mel = np.asarray(self._features(audio[a:b], padding=0), dtype=np.float64)
+        return np.concatenate([mel.mean(axis=1), mel.std(axis=1)])
+
+    def _label(self, run: _Run, layout: Layout) -> list[Segment]:
+        if layout == "mono":
+            return assign_mono_roles(run.raws[0], run.prints)
+        agent = 0 if layout == "stereo_agent_left" else 1
+        return [
+            to_segment(raw, "agent" if c == agent else "customer", 1.0)
+            for c, raws in run.raws.items()
+            for raw in raws
+        ]
