@@ -1,0 +1,183 @@
+"""The job protocol of `workers.stages.run_job`, on SQLite and PostgreSQL.
+
+The handlers here are small stand-ins for a stage's work (the analysis itself is covered by
+the end-to-end tests); what is under test is the claim, the lease, done and retry.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from service.db.models import Analysis, Job, utcnow
+from service.db.repositories import analyses, feedback, jobs, status
+from workers.errors import PermanentStageError
+from workers.stages import (
+    FEEDBACK_ANALYZE,
+    ClaimedJob,
+    Outcome,
+    RetryPolicy,
+    StageHandler,
+    run_job,
+)
+
+RESULT = {
+    "id": "x",
+    "language": "en",
+    "sentiment": {"label": "negative", "scores": {"negative": 0.9, "neutral": 0.05,
+                                                 "positive": 0.05}},
+    "sentences": [],
+    "model_versions": {"encoder": "test"},
+}
+
+
+def _accept(factory: sessionmaker[Session], external_id: str = "ext-1") -> str:
+    with factory() as session:
+        [outcome] = feedback.accept(
+            session, [{"external_id": external_id, "text": "Late again.", "channel": "review"}]
+        )
+        session.commit()
+        assert outcome.job_id is not None
+        return outcome.job_id
+
+
+def _storing_handler(calls: list[str]) -> StageHandler:
+    def handler(factory: sessionmaker[Session], job: ClaimedJob) -> None:
+        calls.append(job.worker_id)
+        with factory() as session:
+            analyses.complete_feedback_analysis(session, job.id, job.subject_id, RESULT, {})
+
+    return handler
+
+
+def _job(factory: sessionmaker[Session], job_id: str) -> Job:
+    with factory() as session:
+        job = jobs.get(session, job_id)
+        assert job is not None
+        return job
+
+
+def _statuses(factory: sessionmaker[Session], subject_id: str) -> list[str]:
+    with factory() as session:
+        return [e.status for e in status.history(session, "feedback", subject_id)]
+
+
+def _analysis_count(factory: sessionmaker[Session]) -> int:
+    with factory() as session:
+        return int(session.scalar(select(func.count()).select_from(Analysis)) or 0)
+
+
+class TestRunJob:
+    def test_stores_result_and_walks_the_statuses(self, session_factory: Any) -> None:
+        """A claimed job stores one result and goes queued -> running -> done."""
+        job_id = _accept(session_factory)
+        calls: list[str] = []
+        outcome = run_job(session_factory, job_id, "w1", 30, {FEEDBACK_ANALYZE:
+                                                                _storing_handler(calls)})
+        assert outcome is Outcome.DONE
+        job = _job(session_factory, job_id)
+        assert job.status == "done"
+        assert _statuses(session_factory, job.subject_id) == ["queued", "running", "done"]
+        assert _analysis_count(session_factory) == 1
+
+    def test_a_done_job_is_not_run_again(self, session_factory: Any) -> None:
+        """A duplicate announcement of a finished job does nothing."""
+        job_id = _accept(session_factory)
+        calls: list[str] = []
+        handlers = {FEEDBACK_ANALYZE: _storing_handler(calls)}
+        run_job(session_factory, job_id, "w1", 30, handlers)
+        assert run_job(session_factory, job_id, "w2", 30, handlers) is Outcome.NOT_CLAIMED
+        assert calls == ["w1"]
+        assert _analysis_count(session_factory) == 1
+
+    def test_an_expired_lease_is_taken_over(self, session_factory: Any) -> None:
+        """A job whose worker died (lease lapsed) is claimed and finished by another."""
+        job_id = _accept(session_factory)
+        with session_factory() as session:
+            assert jobs.claim(session, job_id, "dead-worker", 0.05) is not None
+        time.sleep(0.2)
+        calls: list[str] = []
+        outcome = run_job(session_factory, job_id, "w2", 30, {FEEDBACK_ANALYZE:
+                                                                _storing_handler(calls)})
+        assert outcome is Outcome.DONE
+        assert calls == ["w2"]
+        assert _job(session_factory, job_id).attempts == 2
+
+    def test_a_live_lease_is_renewed_while_the_handler_works(self, session_factory: Any) -> None:
+        """The heartbeat keeps the job ours for longer than one lease."""
+        job_id = _accept(session_factory)
+        entered, release = threading.Event(), threading.Event()
+
+        def slow(factory: sessionmaker[Session], job: ClaimedJob) -> None:
+            entered.set()
+            release.wait(60)
+            _storing_handler([])(factory, job)
+
+        runner = threading.Thread(
+            target=run_job, args=(session_factory, job_id, "w1", 1.5, {FEEDBACK_ANALYZE: slow})
+        )
+        runner.start()
+        try:
+            assert entered.wait(60)
+            time.sleep(4.0)  # well past the first lease
+            with session_factory() as session:
+                assert jobs.claim(session, job_id, "thief", 30) is None
+        finally:
+            release.set()
+            runner.join(60)
+        assert _job(session_factory, job_id).status == "done"
+        assert _analysis_count(session_factory) == 1
+
+    def test_an_error_is_retried_later_with_backoff(self, session_factory: Any) -> None:
+        """A failing handler puts the job back, due later, and records why."""
+        job_id = _accept(session_factory)
+
+        def broken(factory: sessionmaker[Session], job: ClaimedJob) -> None:
+            raise RuntimeError("disk full")
+
+        retry = RetryPolicy(max_attempts=3, base_seconds=30)
+        outcome = run_job(session_factory, job_id, "w1", 30, {FEEDBACK_ANALYZE: broken}, retry)
+        assert outcome is Outcome.RETRY
+        job = _job(session_factory, job_id)
+        assert job.status == "queued"
+        assert job.run_after > utcnow()
+        assert "disk full" in (job.last_error or "")
+        # Not due yet: an early announcement does not run it.
+        assert run_job(session_factory, job_id, "w1", 30, {FEEDBACK_ANALYZE: broken},
+                       retry) is Outcome.NOT_CLAIMED
+
+    def test_the_last_attempt_fails_the_item(self, session_factory: Any) -> None:
+        """After max_attempts the job and its item are failed, with the error kept."""
+        job_id = _accept(session_factory)
+
+        def broken(factory: sessionmaker[Session], job: ClaimedJob) -> None:
+            raise RuntimeError("still broken")
+
+        retry = RetryPolicy(max_attempts=2, base_seconds=0)
+        outcomes = [run_job(session_factory, job_id, "w1", 30, {FEEDBACK_ANALYZE: broken},
+                            retry) for _ in range(3)]
+        assert outcomes == [Outcome.RETRY, Outcome.FAILED, Outcome.NOT_CLAIMED]
+        job = _job(session_factory, job_id)
+        assert job.status == "failed"
+        assert _statuses(session_factory, job.subject_id)[-1] == "failed"
+
+    def test_a_permanent_error_is_not_retried(self, session_factory: Any) -> None:
+        """An input that can never work fails at once."""
+        job_id = _accept(session_factory)
+
+        def bad_input(factory: sessionmaker[Session], job: ClaimedJob) -> None:
+            raise PermanentStageError("empty text")
+
+        outcome = run_job(session_factory, job_id, "w1", 30, {FEEDBACK_ANALYZE: bad_input})
+        assert outcome is Outcome.FAILED
+        assert _job(session_factory, job_id).attempts == 1
+
+    def test_an_unknown_kind_fails_instead_of_looping(self, session_factory: Any) -> None:
+        """A job no handler knows is failed with a message naming its kind."""
+        job_id = _accept(session_factory)
+        assert run_job(session_factory, job_id, "w1", 30, {}) is Outcome.FAILED
+        assert "feedback.analyze" in (_job(session_factory, job_id).last_error or "")
