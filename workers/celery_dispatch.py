@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import queue
+import threading
 from collections.abc import Sequence
 from typing import Any
 
 import structlog
 from celery import Celery
 from celery.exceptions import TimeoutError as CeleryTimeoutError
-from kombu.exceptions import KombuError, OperationalError
+from kombu.exceptions import KombuError
+from redis.exceptions import RedisError
 
 from service.config import Settings
 from service.dispatch import DispatchUnavailable
@@ -19,6 +23,7 @@ log = structlog.get_logger(__name__)
 # The API never knows a job's kind from its id alone, so notify() is given the kind along
 # with the ids by whoever enqueued them; this is the kind of every job the API creates today.
 DEFAULT_KIND = "feedback.analyze"
+STOP_TIMEOUT_SECONDS = 5.0
 
 
 def sending_app(settings: Settings) -> Celery:
@@ -29,44 +34,67 @@ def sending_app(settings: Settings) -> Celery:
 
 
 class CeleryDispatcher:
-    """Announces jobs to Celery workers over the broker; the workers' sweepers cover failures."""
+    """Announces jobs to Celery workers over the broker; the workers' sweepers cover failures.
+
+    `notify` hands the ids to a sender thread, so that a request never waits on a slow or
+    dead broker: the jobs are committed already, and a lost announcement only delays them
+    until a worker's sweeper finds them.
+    """
 
     def __init__(self, settings: Settings, kind: str = DEFAULT_KIND) -> None:
         self._settings = settings
         self._kind = kind
         self._app = sending_app(settings)
+        self._pending: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+        self._sender: threading.Thread | None = None
+        self._lock = threading.Lock()
 
     def start(self) -> None:
-        """Nothing runs in the API process in this mode."""
+        """Start the sender thread."""
+        with self._lock:
+            if self._sender is None or not self._sender.is_alive():
+                self._sender = threading.Thread(
+                    target=self._send_loop, name="undertone-notify", daemon=True
+                )
+                self._sender.start()
 
     def stop(self) -> None:
-        """Release the broker connections."""
+        """Send what is pending (briefly), then release the broker connections."""
+        sender = self._sender
+        if sender is not None:
+            self._pending.put(None)
+            sender.join(timeout=STOP_TIMEOUT_SECONDS)
+            self._sender = None
         self._app.close()
 
     def notify(self, job_ids: Sequence[str]) -> None:
-        """Send one task per job; a broker failure is logged, the workers' sweeper re-sends."""
+        """Queue the announcements for the sender thread; never blocks, never raises."""
+        if self._sender is None:
+            self.start()
         for job_id in job_ids:
-            try:
-                self._app.send_task(
-                    self._kind,
-                    args=[job_id],
-                    retry=False,
-                    ignore_result=True,
-                )
-            except (KombuError, OSError) as error:
-                log.warning("notify_failed", job_id=job_id, kind=self._kind, error=str(error))
-                # The broker is down: the rest would fail the same way, each after a timeout.
+            self._pending.put(job_id)
+
+    def _send_loop(self) -> None:
+        while True:
+            job_id = self._pending.get()
+            if job_id is None:
                 return
+            try:
+                self._app.send_task(self._kind, args=[job_id], retry=False, ignore_result=True)
+            except Exception as error:  # any broker failure: the sweeper re-sends the job
+                log.warning("notify_failed", job_id=job_id, kind=self._kind, error=str(error))
 
     def analyze_now(
         self, items: Sequence[dict[str, Any]], timeout: float
     ) -> list[dict[str, Any]]:
         """Run `analyze.sync` on a worker and wait for it; `DispatchUnavailable` if it can't."""
+        if not self._broker_answers():
+            raise DispatchUnavailable("the broker is unreachable")
         try:
             result = self._app.send_task(
                 SYNC_TASK, args=[list(items)], retry=False, ignore_result=False, expires=timeout
             )
-        except (KombuError, OSError) as error:
+        except Exception as error:  # kombu, redis-py and socket errors alike
             raise DispatchUnavailable(f"the broker is unreachable: {error}") from error
         try:
             value = result.get(timeout=timeout, propagate=True, disable_sync_subtasks=False)
@@ -74,10 +102,11 @@ class CeleryDispatcher:
             raise DispatchUnavailable(
                 f"no worker answered within {timeout:g} s (are `undertone worker`s running?)"
             ) from error
-        except (KombuError, OSError) as error:
+        except (KombuError, OSError, RedisError) as error:
             raise DispatchUnavailable(f"lost the broker while waiting: {error}") from error
         finally:
-            result.forget()
+            with contextlib.suppress(Exception):
+                result.forget()
         return list(value)
 
     def readiness(self) -> dict[str, bool]:
@@ -89,6 +118,6 @@ class CeleryDispatcher:
             with self._app.connection_for_write() as connection:
                 connection.ensure_connection(max_retries=1, timeout=BROKER_CONNECT_TIMEOUT)
             return True
-        except (OperationalError, KombuError, OSError) as error:
+        except Exception as error:  # kombu, redis-py and socket errors alike
             log.warning("broker_unreachable", error=str(error))
             return False
