@@ -128,7 +128,15 @@ def analyze(
     # The CLI is a composition root: the analysis libraries load only for this command.
     from workers.pipeline import build_text_analyzer
 
-    analyzer = build_text_analyzer(settings)
+    try:
+        analyzer = build_text_analyzer(settings)
+    except Exception as e:  # any loading failure: say what and how to fix, no traceback
+        typer.echo(
+            f"error: the analysis models could not be loaded: {e}\n"
+            "run `undertone models setup` (or `make models`) and check UNDERTONE_MODELS__*",
+            err=True,
+        )
+        raise typer.Exit(1) from e
     written = _analyze_to_file(analyzer, items, output_path, batch_size)
     typer.echo(
         f"{written} analyses written to {output_path}"
