@@ -55,4 +55,4 @@ def configure_logging(level: str = "INFO", fmt: Literal["json", "console"] = "js
 
 def get_logger(name: str | None = None) -> structlog.stdlib.BoundLogger:
     """A structlog logger."""
-    return structlog.stdlib.get_logger(name)  # type: ignore[no-any-return]
+    return structlog.stdlib.get_logger(name)
