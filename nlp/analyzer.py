@@ -1,0 +1,215 @@
+"""The text analyzer: sentences, one encoder pass per text, every head on the same vectors.
+
+``TextAnalyzer.analyze`` returns plain dicts shaped like ``service.contract.AnalysisResult``
+(this library does not import the service; the composition roots validate). Stages that need
+the vectors (the taxonomy mapping) run through ``analyze_full`` or as ``stages`` given to the
+constructor, so they never cause a second encoder run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Required, TypedDict
+
+import numpy as np
+
+from nlp.encoder import Encoder, EncoderOptions, Encoding, FloatArray, Span
+from nlp.errors import InputError
+from nlp.heads import Head, load_heads
+from nlp.language import guess_language
+from nlp.sentences import SentenceSplitter, SplitterOptions
+
+
+class TextInput(TypedDict, total=False):
+    """One text to analyse; other feedback fields may ride along and are ignored."""
+
+    id: Required[str]
+    text: Required[str]
+    language: str | None
+
+
+@dataclass
+class Analysis:
+    """One analysed text: the contract dict plus what later stages may need."""
+
+    result: dict[str, Any]
+    text: str
+    spans: list[Span]
+    encoding: Encoding
+
+
+Stage = Callable[[Sequence[Analysis]], None]
+
+
+@dataclass(frozen=True)
+class AnalyzerOptions:
+    """Analyzer options: texts per encoder call (the encoder batches windows inside it)."""
+
+    chunk_texts: int = 512
+
+
+@dataclass
+class TextAnalyzer:
+    """Splits, encodes once and scores texts with every loaded head."""
+
+    encoder: Encoder
+    splitter: SentenceSplitter
+    heads: Mapping[str, Head]
+    options: AnalyzerOptions = field(default_factory=AnalyzerOptions)
+    stages: Sequence[Stage] = ()
+
+    def __post_init__(self) -> None:
+        if "sentiment" not in self.heads:
+            raise InputError("the analyzer needs a 'sentiment' head (the contract requires it)")
+        for head in self.heads.values():
+            if head.input_dim != self.encoder.dim:
+                raise InputError(
+                    f"head {head.name} reads {head.input_dim}-d vectors, "
+                    f"the encoder gives {self.encoder.dim}"
+                )
+
+    @classmethod
+    def from_paths(
+        cls,
+        encoder_dir: Path,
+        spacy_model: str | Path,
+        heads_dir: Path,
+        *,
+        encoder_options: EncoderOptions | None = None,
+        encoder_name: str = "",
+        head_names: Sequence[str] | None = None,
+        options: AnalyzerOptions | None = None,
+    ) -> TextAnalyzer:
+        """Load every model from explicit paths.
+
+        Args:
+            encoder_dir: the exported ONNX directory, or a Hugging Face directory for torch.
+            spacy_model: spaCy package name or directory (only `senter` is used).
+            heads_dir: directory of head directories (models/heads).
+            encoder_options: runtime, threads, max length, batch size.
+            encoder_name: name and version reported in `model_versions`.
+            head_names: heads to load (default: all under heads_dir).
+            options: analyzer options.
+        """
+        return cls(
+            encoder=Encoder(encoder_dir, encoder_options, name=encoder_name),
+            splitter=SentenceSplitter(spacy_model, SplitterOptions()),
+            heads=load_heads(heads_dir, head_names),
+            options=options or AnalyzerOptions(),
+        )
+
+    @property
+    def model_versions(self) -> dict[str, str]:
+        """Versions of everything that shaped a result."""
+        versions = {
+            "encoder": f"{self.encoder.name}/{self.encoder.runtime}",
+            "sentences": self.splitter.name,
+        }
+        versions.update({name: head.meta.version for name, head in self.heads.items()})
+        return versions
+
+    def analyze(self, items: Sequence[TextInput]) -> list[dict[str, Any]]:
+        """Analyse texts in batches, returning contract-shaped dicts in input order.
+
+        Args:
+            items: mappings with ``id`` and ``text`` (and optionally ``language``).
+
+        Returns:
+            One dict per item, shaped like ``service.contract.AnalysisResult``.
+        """
+        return [analysis.result for analysis in self.analyze_full(items)]
+
+    def analyze_full(self, items: Sequence[TextInput]) -> list[Analysis]:
+        """Like `analyze`, keeping each text's sentence spans and pooled vectors."""
+        texts = [_checked_text(item) for item in items]
+        analyses: list[Analysis] = []
+        step = self.options.chunk_texts
+        for start in range(0, len(texts), step):
+            analyses += self._analyze_chunk(
+                items[start : start + step], texts[start : start + step]
+            )
+        for stage in self.stages:
+            stage(analyses)
+        return analyses
+
+    def _analyze_chunk(self, items: Sequence[TextInput], texts: list[str]) -> list[Analysis]:
+        spans = self.splitter.split(texts)
+        encodings = self.encoder.encode(texts, spans)
+        text_rows = _stack([e.text_vector for e in encodings])
+        span_rows = _stack([e.span_vectors for e in encodings], self.encoder.dim)
+        scored_texts = {n: _score(h, text_rows) for n, h in self.heads.items()}
+        scored_spans = {n: _score(h, span_rows) for n, h in self.heads.items()}
+        versions = self.model_versions
+        analyses: list[Analysis] = []
+        offset = 0
+        for i, (item, text) in enumerate(zip(items, texts, strict=True)):
+            sentences: list[dict[str, Any]] = []
+            for j, (s_start, s_end) in enumerate(spans[i]):
+                sentence: dict[str, Any] = {"start": s_start, "end": s_end}
+                sentence["text"] = text[s_start:s_end]
+                sentence.update({n: rows[offset + j] for n, rows in scored_spans.items()})
+                sentences.append(sentence)
+            offset += len(spans[i])
+            result: dict[str, Any] = {
+                "id": str(item["id"]),
+                "language": item.get("language") or guess_language(text),
+            }
+            result.update({n: rows[i] for n, rows in scored_texts.items()})
+            result["sentences"] = sentences
+            result["model_versions"] = dict(versions)
+            analyses.append(Analysis(result, text, spans[i], encodings[i]))
+        return analyses
+
+
+def _checked_text(item: Mapping[str, Any]) -> str:
+    if "id" not in item or item["id"] is None:
+        raise InputError("every item needs an 'id'")
+    text = item.get("text")
+    if not isinstance(text, str):
+        raise InputError(f"item {item['id']!r}: 'text' must be a string")
+    return text
+
+
+def _stack(parts: Sequence[FloatArray], dim: int | None = None) -> FloatArray:
+    arrays = [np.atleast_2d(p) for p in parts if p.size]
+    if not arrays:
+        return np.zeros((0, dim or 0), dtype=np.float32)
+    return np.concatenate(arrays, axis=0)
+
+
+def _score(head: Head, vectors: FloatArray) -> list[Any]:
+    """Head outputs rendered in the contract's shapes, one entry per row."""
+    if len(vectors) == 0:
+        return []
+    if head.meta.input == "unit":
+        vectors = vectors / np.clip(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12, None)
+    scores = head.predict(vectors)
+    labels = head.meta.labels
+    kind = head.meta.kind
+    if kind == "softmax":
+        return [
+            {
+                "label": labels[int(row.argmax())],
+                "scores": {label: round(float(p), 4) for label, p in zip(labels, row, strict=True)},
+            }
+            for row in scores
+        ]
+    if len(labels) == 1:  # irony, overall intensity: one number
+        return [round(float(row[0]), 4) for row in scores]
+    if kind == "sigmoid":
+        thresholds = head.meta.thresholds
+        return [
+            {
+                label: {
+                    "score": round(float(p), 4),
+                    "present": bool(p >= thresholds.get(label, 0.5)),
+                }
+                for label, p in zip(labels, row, strict=True)
+            }
+            for row in scores
+        ]
+    return [
+        {label: round(float(v), 4) for label, v in zip(labels, row, strict=True)} for row in scores
+    ]

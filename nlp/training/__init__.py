@@ -1,0 +1,1 @@
+"""Reproducible training commands for the heads (and the encoder adapter)."""

@@ -1,0 +1,51 @@
+"""Builds the text analyzer from Settings, once per process (workers load models once)."""
+
+from __future__ import annotations
+
+import threading
+
+from models.manifest import load_manifest
+from models.registry import ModelPaths, resolve
+from nlp.analyzer import TextAnalyzer
+from nlp.encoder import EncoderOptions
+from service.config import Settings
+
+_lock = threading.Lock()
+_analyzers: dict[str, TextAnalyzer] = {}
+
+
+def _encoder_name(paths: ModelPaths) -> str:
+    if "encoder" in paths.custom:
+        return f"custom:{paths.encoder_dir.name}"
+    source = load_manifest().role("encoder").sources[0]
+    return f"{source.package}=={source.version}"
+
+
+def _cache_key(settings: Settings) -> str:
+    return f"{settings.models.model_dump_json()}|{settings.artifacts_dir.resolve()}"
+
+
+def build_text_analyzer(settings: Settings) -> TextAnalyzer:
+    """The process-wide TextAnalyzer for these settings, loaded on first use.
+
+    Args:
+        settings: the application settings (only the models section and artifacts_dir).
+
+    Returns:
+        The same analyzer object on every call with equal settings.
+    """
+    key = _cache_key(settings)
+    with _lock:
+        analyzer = _analyzers.get(key)
+        if analyzer is None:
+            paths = resolve(settings.models, settings.artifacts_dir)
+            runtime = settings.models.encoder_runtime
+            analyzer = TextAnalyzer.from_paths(
+                paths.encoder_dir if runtime == "torch" else paths.encoder_onnx_dir,
+                paths.spacy_model,
+                paths.heads_dir,
+                encoder_options=EncoderOptions(runtime=runtime),
+                encoder_name=_encoder_name(paths),
+            )
+            _analyzers[key] = analyzer
+        return analyzer
