@@ -232,12 +232,17 @@ def ensure_verified(
         raise VerificationError(problems)
 
 
-def total_bytes(models: ModelSettings, manifest: Manifest | None = None) -> int:
-    """Roughly how many bytes verification hashes (for a progress bar's total)."""
+def total_bytes(
+    models: ModelSettings, artifacts_dir: Path, manifest: Manifest | None = None
+) -> int:
+    """About how many bytes verification hashes (a progress bar's total)."""
     manifest = manifest or load_manifest()
     total = 0
     for role in manifest.roles.values():
         total += sum(f.size for s in role.sources for f in s.files)
         if role.artifact is not None:
             total += sum(f.size for f in role.artifact.files)
+    if models.encoder_runtime != "torch":
+        stamp = read_stamp(resolve(models, artifacts_dir, manifest).encoder_onnx_dir) or {}
+        total += sum(int(m["size"]) for m in stamp.get("outputs", {}).values())
     return total

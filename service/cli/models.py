@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import typer
@@ -38,8 +41,10 @@ class _RichReporter:
     def __init__(self, progress: Progress) -> None:
         self._progress = progress
         self._task: TaskID | None = None
+        self._name = ""
 
     def begin(self, task: str, total_bytes: int | None) -> None:
+        self._name = task
         self._task = self._progress.add_task(task, total=total_bytes)
 
     def advance(self, nbytes: int) -> None:
@@ -50,8 +55,20 @@ class _RichReporter:
         if self._task is not None:
             task = self._task
             total = self._progress.tasks[task].total
-            self._progress.update(task, completed=total, description=outcome)
+            self._progress.update(task, completed=total, description=f"{self._name}: {outcome}")
             self._task = None
+
+
+@contextmanager
+def _quiet_root_logger() -> Iterator[None]:
+    """Hide INFO chatter that the ONNX quantizer logs on the root logger (one line per layer)."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(max(level, logging.WARNING))
+    try:
+        yield
+    finally:
+        root.setLevel(level)
 
 
 def _progress() -> Progress:
@@ -69,7 +86,7 @@ def _verify(settings: Settings, progress: Progress) -> list[str]:
     from models.verify import total_bytes, verify_models
 
     reporter = _RichReporter(progress)
-    reporter.begin("verifying model files", total_bytes(settings.models))
+    reporter.begin("verifying model files", total_bytes(settings.models, settings.artifacts_dir))
     problems = verify_models(settings.models, settings.artifacts_dir, reporter=reporter)
     reporter.end("verified" if not problems else "verification failed")
     return problems
@@ -94,7 +111,7 @@ def setup(
 
     settings = _settings()
     artifacts: Path = settings.artifacts_dir
-    with _progress() as progress:
+    with _progress() as progress, _quiet_root_logger():
         try:
             results = setup_models(settings.models, artifacts, reporter=_RichReporter(progress))
         except ModelError as e:
