@@ -173,3 +173,64 @@ class Job(Base):
     last_error: Mapped[str | None] = mapped_column(Text, default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Recording(Base):
+    """An uploaded call recording: its metadata, where its audio is, and its transcript.
+
+    ``audio_file`` is a name relative to ``Settings.audio_dir``, so API and workers on
+    different machines find the file as long as they mount the same data directory.
+    """
+
+    __tablename__ = "recordings"
+    __table_args__ = (Index("ix_recordings_created_at", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    external_id: Mapped[str] = mapped_column(String(200), unique=True)
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True, default=None)
+    channel: Mapped[str] = mapped_column(String(20), default="call")
+    score: Mapped[float | None] = mapped_column(Float, default=None)
+    scale: Mapped[str | None] = mapped_column(String(20), default=None)
+    customer_id: Mapped[str | None] = mapped_column(String(200), default=None)
+    occurred_at: Mapped[datetime | None] = mapped_column(default=None)
+    employee_id: Mapped[str | None] = mapped_column(String(200), default=None)
+    team: Mapped[str | None] = mapped_column(String(200), default=None)
+    location: Mapped[str | None] = mapped_column(String(200), default=None)
+    journey: Mapped[str | None] = mapped_column(String(200), default=None)
+    segment: Mapped[str | None] = mapped_column(String(200), default=None)
+    language: Mapped[str | None] = mapped_column(String(20), default=None)
+    extra: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
+    layout: Mapped[str] = mapped_column(String(40))
+    filename: Mapped[str | None] = mapped_column(String(300), default=None)
+    audio_file: Mapped[str] = mapped_column(String(300))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    container: Mapped[str | None] = mapped_column(String(100), default=None)
+    codec: Mapped[str | None] = mapped_column(String(100), default=None)
+    duration: Mapped[float | None] = mapped_column(Float, default=None)
+    channels: Mapped[int | None] = mapped_column(Integer, default=None)
+    sample_rate: Mapped[int | None] = mapped_column(Integer, default=None)
+    status: Mapped[str] = mapped_column(String(20), default="queued")
+    # Percent of the audio transcribed so far (0-100), written a few times per audio minute.
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    # SQL NULL (not JSON null) until transcribed: "transcript IS NULL" guards the one write.
+    transcript: Mapped[dict[str, Any] | None] = mapped_column(
+        JSON(none_as_null=True), default=None
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class RecordingAnalysis(Base):
+    """The scored call (turn scores, trajectory, peak-end); one per recording."""
+
+    __tablename__ = "recording_analyses"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    recording_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("recordings.id", ondelete="CASCADE"), unique=True
+    )
+    result: Mapped[dict[str, Any]] = mapped_column(JSON)
+    model_versions: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

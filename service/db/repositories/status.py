@@ -5,11 +5,11 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from service.db.models import Base, FeedbackItem, StatusEvent, utcnow
+from service.db.models import Base, FeedbackItem, Recording, StatusEvent, utcnow
 
 # Subject types whose rows carry a `status` (and `error`) column; a job of kind
 # "<subject_type>.<verb>" changes its subject's row. Later stages (recordings) add theirs here.
-SUBJECT_MODELS: dict[str, type[Base]] = {"feedback": FeedbackItem}
+SUBJECT_MODELS: dict[str, type[Base]] = {"feedback": FeedbackItem, "recording": Recording}
 
 
 def subject_type_of(kind: str) -> str:
