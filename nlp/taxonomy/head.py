@@ -29,7 +29,7 @@ class HeadOptions:
     max_iter: int = 500
     cv_folds: int = 4  # for the temperature; skipped above `cv_max_examples`
     cv_max_examples: int = 3000
-    counter_slope: float = 15.0
+    counter_slope: float = 8.0
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ Span = tuple[int, int]
 class MapperOptions:
     """Decision settings of the mapper."""
 
-    min_confidence: float = 0.5  # below it a case type is not reported
+    min_confidence: float = 0.4  # below it a case type is not reported
     max_case_types: int = 5
     use_background: bool = True  # False for closed-set benchmarks: every text has a type
     head: HeadOptions = field(default_factory=HeadOptions)
