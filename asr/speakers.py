@@ -2,7 +2,8 @@
 
 Stereo: the layout says which channel is the agent, so roles are certain (confidence 1).
 Mono: there is no diarisation model in the stack, so roles are a heuristic:
-1. each segment gets a voice print (mean and spread of its log-mel spectrum); two-means
+1. each segment gets a voice print (median pitch, weighted up, and the mean log-mel
+   spectrum pooled into a few broad bands, which content affects less than fine bands); two-means
    clustering splits the segments into two voices when the clusters are well apart,
    otherwise everything is one voice;
 2. the voice that uses agent phrases ("thank you for calling", "how can I help", ...) is the
@@ -18,7 +19,9 @@ import re
 
 import numpy as np
 import numpy.typing as npt
+from faster_whisper.feature_extractor import FeatureExtractor
 
+from asr.audio import SAMPLE_RATE, FloatArray
 from asr.guards import RawSegment
 from asr.options import TranscribeOptions
 from asr.types import Segment, Speaker
@@ -36,7 +39,40 @@ _CUSTOMER_CUES = re.compile(
     re.IGNORECASE,
 )
 # Between-cluster distance over within-cluster spread above which two voices are assumed.
-_MIN_SEPARATION = 1.6
+_MIN_SEPARATION = 4.0
+_MIN_PITCH_GAP = 0.12
+
+
+# Pitch gets this many feature slots: it is the cue that separates voices best and that the
+# words spoken change least.
+_PITCH_WEIGHT = 4
+_BANDS = 8
+
+
+def _median_log_pitch(audio: FloatArray) -> float:
+    """Median log F0 over voiced 40 ms frames (autocorrelation, 60-400 Hz); 0 if unvoiced."""
+    frame, hop = 640, 320
+    lo, hi = SAMPLE_RATE // 400, SAMPLE_RATE // 60
+    pitches = []
+    for i in range(0, len(audio) - frame, hop):
+        x = audio[i : i + frame].astype(np.float64)
+        x = x - x.mean()
+        energy = float((x * x).sum())
+        if energy < 1e-4:
+            continue
+        ac = np.correlate(x, x, mode="full")[frame - 1 :]
+        lag = lo + int(np.argmax(ac[lo:hi]))
+        if ac[lag] / energy > 0.5:
+            pitches.append(np.log(SAMPLE_RATE / lag))
+    return float(np.median(pitches)) if pitches else 0.0
+
+
+def voice_print(audio: FloatArray, features: FeatureExtractor) -> npt.NDArray[np.float64]:
+    """A segment's voice signature: weighted median log pitch and broad-band log-mel means."""
+    mel = np.asarray(features(audio, padding=0), dtype=np.float64)
+    bands = np.array_split(mel.mean(axis=1), _BANDS)
+    broad = np.array([b.mean() for b in bands])
+    return np.concatenate([np.full(_PITCH_WEIGHT, _median_log_pitch(audio)), broad])
 
 
 def to_segment(raw: RawSegment, speaker: Speaker, confidence: float) -> Segment:
@@ -81,7 +117,8 @@ def merge_turns(segments: list[Segment], options: TranscribeOptions) -> list[Seg
 
 def _two_means(x: npt.NDArray[np.float64]) -> tuple[npt.NDArray[np.int64], float]:
     """Cluster rows into two groups; returns labels and a separation score."""
-    x = (x - x.mean(axis=0)) / (x.std(axis=0) + 1e-6)
+    # No per-dimension standardising: with a handful of segments it blows up content noise
+    # in the spectral bands; in raw units (log Hz, log-mel) pitch dominates, as intended.
     # Deterministic start: the two rows farthest apart (around the first row's opposite).
     a = int(np.argmax(((x - x[0]) ** 2).sum(axis=1)))
     b = int(np.argmax(((x - x[a]) ** 2).sum(axis=1)))
@@ -116,7 +153,17 @@ def assign_mono_roles(
     labels = np.zeros(len(raws), dtype=np.int64)
     separation = 0.0
     if len(raws) >= 4:
-        labels, separation = _two_means(np.stack(prints))
+        x = np.stack(prints)
+        voiced = x[:, 0] > 0
+        if voiced.any():  # an unvoiced segment gets the typical pitch, not an outlier 0
+            x[~voiced, :_PITCH_WEIGHT] = np.median(x[voiced, 0])
+        labels, separation = _two_means(x)
+        if separation >= _MIN_SEPARATION:
+            gap = abs(x[labels == 0, 0].mean() - x[labels == 1, 0].mean())
+            # Spectral bands alone also split one voice by what it says; two voices
+            # must differ in pitch as well (~13%), or they are taken as one.
+            if gap < _MIN_PITCH_GAP:
+                separation = 0.0
     if separation < _MIN_SEPARATION:
         labels[:] = 0
     voices = sorted(set(labels.tolist()))
@@ -135,7 +182,7 @@ def assign_mono_roles(
     else:
         agent_voice = int(labels[0])
         role_evidence = 0.6
-    voice_quality = min(1.0, 0.5 + (separation - _MIN_SEPARATION) / 2)
+    voice_quality = min(1.0, 0.5 + (separation - _MIN_SEPARATION) / 8)
     conf = round(role_evidence * voice_quality, 3)
     return [
         to_segment(r, "agent" if lab == agent_voice else "customer", conf)

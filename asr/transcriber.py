@@ -21,7 +21,7 @@ from asr.audio import SAMPLE_RATE, FloatArray, probe, stream_audio
 from asr.errors import LayoutMismatchError, SilentAudioError
 from asr.guards import RawSegment, clean_segments
 from asr.options import TranscribeOptions
-from asr.speakers import assign_mono_roles, merge_turns, to_segment
+from asr.speakers import assign_mono_roles, merge_turns, to_segment, voice_print
 from asr.types import LAYOUTS, Layout, Segment, Transcript, Word
 from asr.windows import windows
 
@@ -168,13 +168,13 @@ class Transcriber:
         for seg in segments:  # the generator does the work: materialise it here
             raws.append(
                 RawSegment(
-                    start=max(offset, seg.start + shift),
-                    end=min(end_limit, seg.end + shift),
+                    start=float(max(offset, seg.start + shift)),
+                    end=float(min(end_limit, seg.end + shift)),
                     text=seg.text.strip(),
                     words=[
                         Word(
-                            start=max(offset, w.start + shift),
-                            end=min(end_limit, w.end + shift),
+                            start=float(max(offset, w.start + shift)),
+                            end=float(min(end_limit, w.end + shift)),
                             word=w.word,
                             probability=w.probability,
                         )
@@ -197,11 +197,10 @@ class Transcriber:
     def _voice_print(
         self, audio: FloatArray, offset: float, raw: RawSegment
     ) -> npt.NDArray[np.float64]:
-        """Mean and spread of a segment's log-mel spectrum: a cheap voice signature."""
+        """A cheap voice signature of a segment: its pitch and its broad spectral shape."""
         a = int((raw.start - offset) * SAMPLE_RATE)
         b = max(a + SAMPLE_RATE // 10, int((raw.end - offset) * SAMPLE_RATE))
-        mel = np.asarray(self._features(audio[a:b], padding=0), dtype=np.float64)
-        return np.concatenate([mel.mean(axis=1), mel.std(axis=1)])
+        return voice_print(audio[a:b], self._features)
 
     def _label(self, run: _Run, layout: Layout) -> list[Segment]:
         if layout == "mono":

@@ -1,0 +1,222 @@
+"""Transcription of real (synthesised) speech with real Whisper models."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import jiwer
+import numpy as np
+import pytest
+from faster_whisper import WhisperModel
+
+from asr import (
+    LayoutMismatchError,
+    SilentAudioError,
+    TranscribeOptions,
+    Transcriber,
+)
+from tests.asr.conftest import FORMATS, SAY_RATE, Say, encode, resample, silence
+
+pytestmark = pytest.mark.slow
+
+AGENT_VOICE = "en-us"
+CUSTOMER_VOICE = "en-us+f3"
+
+
+def _norm(text: str) -> str:
+    return re.sub(r"\s+", " ", re.sub(r"[^a-z0-9' ]", " ", text.lower())).strip()
+
+
+def wer(reference: str, hypothesis: str) -> float:
+    return float(jiwer.wer(_norm(reference), _norm(hypothesis)))
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_model: WhisperModel) -> Transcriber:
+    return Transcriber(tiny_model, TranscribeOptions(beam_size=1))
+
+
+@pytest.fixture(scope="module")
+def call_parts(say: Say) -> list[tuple[str, str]]:
+    """(speaker, text) turns of a short support call."""
+    return [
+        ("agent", "Thank you for calling, my name is John. How can I help you today?"),
+        ("customer", "My package never arrived and nobody answers my emails."),
+        ("agent", "I am sorry to hear that. Let me check your order."),
+        ("customer", "I want a refund for the missing package."),
+    ]
+
+
+def _stereo_call(say: Say, turns: list[tuple[str, str]], agent_left: bool) -> np.ndarray:
+    left: list[np.ndarray] = []
+    right: list[np.ndarray] = []
+    for speaker, text in turns:
+        voice = AGENT_VOICE if speaker == "agent" else CUSTOMER_VOICE
+        speech = say(text, voice=voice)
+        gap = silence(0.6)
+        on_left = (speaker == "agent") == agent_left
+        left += [speech if on_left else np.zeros_like(speech), gap]
+        right += [np.zeros_like(speech) if on_left else speech, gap]
+    return np.stack([np.concatenate(left), np.concatenate(right)])
+
+
+class TestAccuracy:
+    def test_sentence_with_base(self, base_model: WhisperModel, say: Say, tmp_path: Path) -> None:
+        """A clear sentence comes out within 10% WER with the base model, language detected."""
+        text = (
+            "The delivery was late again, and the driver left the parcel in the rain. "
+            "I would like to speak to a manager about a refund."
+        )
+        path = encode(say(text), SAY_RATE, tmp_path / "sentence", "wav")
+        result = Transcriber(base_model).transcribe(path)
+        assert result.language == "en"
+        assert wer(text, result.text) <= 0.10, result.text
+
+    def test_short_telephone_utterances_8khz(
+        self, base_model: WhisperModel, say: Say, tmp_path: Path
+    ) -> None:
+        """Short requests on an 8 kHz line (the short-clip path) are recognised."""
+        phrases = ["I want a refund", "cancel my account", "speak to a manager"]
+        transcriber = Transcriber(base_model, TranscribeOptions(language="en"))
+        got = []
+        for i, phrase in enumerate(phrases):
+            narrow = resample(say(phrase), SAY_RATE, 8_000)
+            path = encode(narrow, 8_000, tmp_path / f"utterance{i}", "wav")
+            got.append(transcriber.transcribe(path).text)
+        assert wer(" ".join(phrases), " ".join(got)) <= 0.10, got
+
+    def test_sentences_8khz(self, base_model: WhisperModel, say: Say, tmp_path: Path) -> None:
+        """Sentences on an 8 kHz telephone line (PCM, as G.711 decodes) stay within 15% WER."""
+        texts = [
+            "I have been waiting for my refund for three weeks now.",
+            "The engineer never came to fix the broken heating.",
+        ]
+        transcriber = Transcriber(base_model, TranscribeOptions(language="en"))
+        got = []
+        for i, text in enumerate(texts):
+            narrow = resample(say(text, speed=130), SAY_RATE, 8_000)
+            got.append(transcriber.transcribe(encode(narrow, 8_000, tmp_path / f"s{i}")).text)
+        assert wer(" ".join(texts), " ".join(got)) <= 0.15, got
+
+
+class TestFormats:
+    @pytest.mark.parametrize("kind", sorted(FORMATS))
+    def test_each_format(self, kind: str, tiny: Transcriber, say: Say, tmp_path: Path) -> None:
+        """Every accepted container transcribes to the spoken words."""
+        text = "Hello, I am calling about my broken phone."
+        path = encode(say(text), SAY_RATE, tmp_path / "clip", kind)
+        result = tiny.transcribe(path)
+        assert wer(text, result.text) <= 0.25, result.text
+
+
+class TestSpeakers:
+    @pytest.mark.parametrize("agent_left", [True, False])
+    def test_stereo_roles(
+        self,
+        agent_left: bool,
+        tiny: Transcriber,
+        say: Say,
+        call_parts: list[tuple[str, str]],
+        tmp_path: Path,
+    ) -> None:
+        """Each channel's words are attributed to its speaker, turns in time order."""
+        audio = _stereo_call(say, call_parts, agent_left)
+        path = encode(audio, SAY_RATE, tmp_path / "call", "flac", channels=2)
+        layout = "stereo_agent_left" if agent_left else "stereo_agent_right"
+        result = tiny.transcribe(path, layout=layout)
+        for speaker in ("agent", "customer"):
+            said = " ".join(t for s, t in call_parts if s == speaker)
+            assert wer(said, result.speaker_text(speaker)) <= 0.25, result.speaker_text(speaker)
+        assert [s.speaker for s in result.segments] == [s for s, _ in call_parts]
+        starts = [s.start for s in result.segments]
+        assert starts == sorted(starts)
+        assert all(s.role_confidence == 1.0 for s in result.segments)
+
+    def test_stereo_layout_on_mono_file(self, tiny: Transcriber, say: Say, tmp_path: Path) -> None:
+        """A stereo layout for a one-channel file is refused with a clear error."""
+        path = encode(say("hello"), SAY_RATE, tmp_path / "mono", "wav")
+        with pytest.raises(LayoutMismatchError):
+            tiny.transcribe(path, layout="stereo_agent_left")
+
+    def test_mono_roles_are_a_stated_guess(
+        self, tiny: Transcriber, say: Say, call_parts: list[tuple[str, str]], tmp_path: Path
+    ) -> None:
+        """Mono: the greeting voice is the agent, the other voice the customer, confidence < 1."""
+        audio = _stereo_call(say, call_parts, agent_left=True).max(axis=0)
+        path = encode(audio, SAY_RATE, tmp_path / "mono-call", "wav")
+        result = tiny.transcribe(path)
+        assert result.role_method == "heuristic"
+        assert all(0.0 < s.role_confidence < 1.0 for s in result.segments)
+        assert [s.speaker for s in result.segments] == [s for s, _ in call_parts]
+
+    def test_mono_single_voice_is_the_customer(
+        self, tiny: Transcriber, say: Say, tmp_path: Path
+    ) -> None:
+        """A one-voice message without agent phrases is the customer's, stated as a guess."""
+        texts = [
+            "I bought this blender last month.",
+            "It stopped working after two days.",
+            "The store refused to take it back.",
+            "I am very disappointed with your company.",
+        ]
+        parts: list[np.ndarray] = []
+        for text in texts:
+            parts += [say(text, voice=CUSTOMER_VOICE), silence(1.2)]
+        path = encode(np.concatenate(parts), SAY_RATE, tmp_path / "message", "mp3")
+        result = tiny.transcribe(path)
+        assert {s.speaker for s in result.segments} == {"customer"}
+        assert all(s.role_confidence < 1.0 for s in result.segments)
+
+
+class TestLongAudio:
+    def test_windows_progress_and_offsets(
+        self, tiny_model: WhisperModel, say: Say, tmp_path: Path
+    ) -> None:
+        """Audio longer than a window is transcribed whole, with rising progress to 1."""
+        sentences = [
+            "The first complaint is about the billing error.",
+            "The second complaint is about the rude driver.",
+            "The third complaint is about the broken screen.",
+            "The fourth complaint is about the late refund.",
+        ]
+        parts: list[np.ndarray] = []
+        for text in sentences:
+            parts += [say(text), silence(1.5)]
+        path = encode(np.concatenate(parts), SAY_RATE, tmp_path / "long", "ogg-opus")
+        seen: list[float] = []
+        options = TranscribeOptions(window_seconds=6.0, beam_size=1)
+        result = Transcriber(tiny_model, options).transcribe(path, progress=seen.append)
+        assert wer(" ".join(sentences), result.text) <= 0.15, result.text
+        assert seen == sorted(seen)
+        assert seen[-1] == 1.0
+        assert len(seen) >= 4
+        ends = [w.end for s in result.segments for w in s.words]
+        assert ends == sorted(ends)
+        assert 0 < ends[-1] <= result.duration + 0.01
+
+    def test_to_dict_is_the_cli_shape(self, tiny: Transcriber, say: Say, tmp_path: Path) -> None:
+        """to_dict gives JSON with language, duration, text and word-timed segments."""
+        path = encode(say("Please cancel my subscription."), SAY_RATE, tmp_path / "c", "wav")
+        data = json.loads(json.dumps(tiny.transcribe(path).to_dict()))
+        assert {"language", "duration", "text", "segments"} <= set(data)
+        seg = data["segments"][0]
+        assert {"start", "end", "speaker", "text", "words"} <= set(seg)
+        assert seg["words"][0]["word"].strip()
+
+
+class TestNoSpeech:
+    def test_digital_silence(self, tiny: Transcriber, tmp_path: Path) -> None:
+        """A file of silence is a silent-audio error, not an empty transcript."""
+        path = encode(silence(5.0), SAY_RATE, tmp_path / "quiet", "wav")
+        with pytest.raises(SilentAudioError, match="no sound"):
+            tiny.transcribe(path)
+
+    def test_noise_only(self, tiny: Transcriber, tmp_path: Path) -> None:
+        """Low hiss without speech yields no invented text: a silent-audio error."""
+        rng = np.random.default_rng(1)
+        hiss = (rng.normal(0, 150, int(8 * SAY_RATE))).astype(np.int16)
+        path = encode(hiss, SAY_RATE, tmp_path / "hiss", "wav")
+        with pytest.raises(SilentAudioError):
+            tiny.transcribe(path)
