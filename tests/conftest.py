@@ -298,3 +298,21 @@ def offline_env() -> dict[str, str]:
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def model_artifacts_dir() -> Path:
+    """The built model artifacts (ONNX encoder, joined Whisper base) of this checkout.
+
+    The same directory `make run` uses (``var/models``); built here when missing, which is
+    a no-op when `undertone models setup` already ran.
+    """
+    from models.assemble import setup_models
+    from service.config import ModelSettings
+
+    directory = REPO_ROOT / "var" / "models"
+    setup_models(ModelSettings(), directory)
+    return directory

@@ -19,6 +19,7 @@ from typing import Any
 
 import structlog
 from celery import Celery, signals
+from kombu.exceptions import ChannelError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
@@ -164,7 +165,10 @@ class Sweeper:
 
     def _messages_waiting(self) -> int:
         with self._celery.connection_for_read() as connection:
-            declared = connection.default_channel.queue_declare(JOBS_QUEUE, passive=True)
+            try:
+                declared = connection.default_channel.queue_declare(JOBS_QUEUE, passive=True)
+            except ChannelError:
+                return 0  # the queue was never declared on this broker: nothing waits in it
             return int(declared.message_count)
 
 
