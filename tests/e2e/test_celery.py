@@ -82,7 +82,9 @@ class TestCeleryMode:
             assert body["analysis"]["sentiment"]["label"] == "negative"
             assert body["analysis"]["sentences"]
             # Synchronous analysis goes through the same worker.
-            answer = client.post("/v1/analyze", json={"items": [{"id": "s1", "text": NEGATIVE_TEXT}]})
+            answer = client.post(
+                "/v1/analyze", json={"items": [{"id": "s1", "text": NEGATIVE_TEXT}]}
+            )
             assert answer.status_code == 200, answer.text
         assert analyses_per_item(session_factory) == dict.fromkeys(ids, 1)
 

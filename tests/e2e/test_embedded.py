@@ -100,7 +100,7 @@ class TestEmbeddedCrash:
         self, sqlite_url: str, tmp_path: Path, model_artifacts_dir: Path,
         offline_env: dict[str, str], session_factory: sessionmaker[Session],
     ) -> None:
-        """SIGKILL `undertone serve` with items queued and one running; restart finishes all once."""
+        """SIGKILL `undertone serve` mid-task with items queued; a restart finishes each once."""
         settings = make_settings(database_url=sqlite_url, data_dir=tmp_path,
                                  artifacts_dir=model_artifacts_dir, lease_seconds=6.0)
         env = process_env(offline_env, settings)
