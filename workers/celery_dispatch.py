@@ -20,8 +20,7 @@ from workers.celery_config import BROKER_CONNECT_TIMEOUT, SYNC_TASK, celery_conf
 
 log = structlog.get_logger(__name__)
 
-# The API never knows a job's kind from its id alone, so notify() is given the kind along
-# with the ids by whoever enqueued them; this is the kind of every job the API creates today.
+# The kind of the jobs the API creates when notify() is not told another one.
 DEFAULT_KIND = "feedback.analyze"
 STOP_TIMEOUT_SECONDS = 5.0
 
@@ -45,7 +44,7 @@ class CeleryDispatcher:
         self._settings = settings
         self._kind = kind
         self._app = sending_app(settings)
-        self._pending: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+        self._pending: queue.SimpleQueue[tuple[str, str] | None] = queue.SimpleQueue()
         self._sender: threading.Thread | None = None
         self._lock = threading.Lock()
 
@@ -67,22 +66,23 @@ class CeleryDispatcher:
             self._sender = None
         self._app.close()
 
-    def notify(self, job_ids: Sequence[str]) -> None:
+    def notify(self, job_ids: Sequence[str], kind: str | None = None) -> None:
         """Queue the announcements for the sender thread; never blocks, never raises."""
         if self._sender is None:
             self.start()
         for job_id in job_ids:
-            self._pending.put(job_id)
+            self._pending.put((kind or self._kind, job_id))
 
     def _send_loop(self) -> None:
         while True:
-            job_id = self._pending.get()
-            if job_id is None:
+            entry = self._pending.get()
+            if entry is None:
                 return
+            kind, job_id = entry
             try:
-                self._app.send_task(self._kind, args=[job_id], retry=False, ignore_result=True)
+                self._app.send_task(kind, args=[job_id], retry=False, ignore_result=True)
             except Exception as error:  # any broker failure: the sweeper re-sends the job
-                log.warning("notify_failed", job_id=job_id, kind=self._kind, error=str(error))
+                log.warning("notify_failed", job_id=job_id, kind=kind, error=str(error))
 
     def analyze_now(
         self, items: Sequence[dict[str, Any]], timeout: float
