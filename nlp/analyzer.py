@@ -16,7 +16,7 @@ from typing import Any, Required, TypedDict
 import numpy as np
 
 from nlp.encoder import Encoder, EncoderOptions, Encoding, FloatArray, Span
-from nlp.errors import InputError
+from nlp.errors import InputError, ModelLoadError
 from nlp.heads import Head, load_heads
 from nlp.language import guess_language
 from nlp.sentences import SentenceSplitter, SplitterOptions
@@ -64,6 +64,14 @@ class TextAnalyzer:
         if "sentiment" not in self.heads:
             raise InputError("the analyzer needs a 'sentiment' head (the contract requires it)")
         for head in self.heads.values():
+            wanted = head.meta.extra.get("requires_adapter_sha256")
+            if wanted != self.encoder.adapter_sha256:
+                raise ModelLoadError(
+                    f"head {head.meta.version} was trained on the encoder with adapter "
+                    f"{str(wanted)[:12]}, but the loaded encoder has "
+                    f"{str(self.encoder.adapter_sha256)[:12]}: re-export the encoder with "
+                    "models/heads/encoder-adapter (`undertone models setup`)"
+                )
             if head.input_dim != self.encoder.dim:
                 raise InputError(
                     f"head {head.name} reads {head.input_dim}-d vectors, "
@@ -79,6 +87,7 @@ class TextAnalyzer:
         *,
         encoder_options: EncoderOptions | None = None,
         encoder_name: str = "",
+        adapter: Path | None = None,
         head_names: Sequence[str] | None = None,
         options: AnalyzerOptions | None = None,
     ) -> TextAnalyzer:
@@ -90,11 +99,12 @@ class TextAnalyzer:
             heads_dir: directory of head directories (models/heads).
             encoder_options: runtime, threads, max length, batch size.
             encoder_name: name and version reported in `model_versions`.
+            adapter: torch runtime only: the encoder adapter to merge at load.
             head_names: heads to load (default: all under heads_dir).
             options: analyzer options.
         """
         return cls(
-            encoder=Encoder(encoder_dir, encoder_options, name=encoder_name),
+            encoder=Encoder(encoder_dir, encoder_options, name=encoder_name, adapter=adapter),
             splitter=SentenceSplitter(spacy_model, SplitterOptions()),
             heads=load_heads(heads_dir, head_names),
             options=options or AnalyzerOptions(),

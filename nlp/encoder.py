@@ -95,7 +95,14 @@ class _Window:
 class Encoder:
     """A transformer encoder returning token states, pooled per text and per span."""
 
-    def __init__(self, model_dir: Path, options: EncoderOptions | None = None, *, name: str = ""):
+    def __init__(
+        self,
+        model_dir: Path,
+        options: EncoderOptions | None = None,
+        *,
+        name: str = "",
+        adapter: Path | None = None,
+    ):
         """Load the tokenizer and the model from ``model_dir``.
 
         Args:
@@ -104,6 +111,8 @@ class Encoder:
             options: runtime options.
             name: the encoder's name and version for `model_versions` (default: the
                 directory name).
+            adapter: torch runtime only: a trained adapter (adapter.npz) merged at load.
+                The ONNX runtimes read which adapter was merged from export_info.json.
         """
         from tokenizers import Tokenizer
 
@@ -112,6 +121,11 @@ class Encoder:
         self.runtime: Runtime = self.options.runtime
         self.name = name or self.model_dir.name
         self.forward_calls = 0
+        # sha256 of the adapter merged into these weights (None: the base model).
+        self.adapter_sha256: str | None = None
+        self._adapter = adapter
+        if adapter is not None and self.runtime != "torch":
+            raise ValueError("an adapter is merged at export time for the ONNX runtimes")
         tokenizer_path = self.model_dir / "tokenizer.json"
         if not tokenizer_path.is_file():
             raise ModelLoadError(f"{self.model_dir} has no tokenizer.json")
@@ -154,6 +168,11 @@ class Encoder:
                 ).eval()
             except (OSError, ValueError) as e:
                 raise ModelLoadError(f"cannot load a torch encoder from {self.model_dir}") from e
+            if self._adapter is not None:
+                from nlp.onnx_export import adapter_sha256, merge_adapter
+
+                merge_adapter(self._torch_model, self._adapter)
+                self.adapter_sha256 = adapter_sha256(self._adapter)
             return
         import onnxruntime as ort
 
@@ -169,6 +188,9 @@ class Encoder:
         if self.options.threads:
             session_options.intra_op_num_threads = self.options.threads
             session_options.inter_op_num_threads = 1
+        info = self.model_dir / "export_info.json"
+        if info.is_file():
+            self.adapter_sha256 = json.loads(info.read_text()).get("adapter_sha256")
         self._session = ort.InferenceSession(
             str(path), session_options, providers=["CPUExecutionProvider"]
         )

@@ -137,6 +137,15 @@ class Head:
             weights = {k: data[k] for k in data.files}
         return cls(meta, weights)
 
+    def arrays(self) -> dict[str, FloatArray]:
+        """The weights as stored in weights.npz (for fine-tuning from this head)."""
+        arrays: dict[str, FloatArray] = {}
+        for i, (weight, bias) in enumerate(self._layers):
+            arrays[f"W{i}"], arrays[f"b{i}"] = weight.copy(), bias.copy()
+        if self._mean is not None and self._scale is not None:
+            arrays["mean"], arrays["scale"] = self._mean.copy(), self._scale.copy()
+        return arrays
+
     @property
     def name(self) -> str:
         """The head's name (its key in results)."""
@@ -179,3 +188,16 @@ def load_heads(heads_dir: Path, names: Sequence[str] | None = None) -> dict[str,
             raise ModelLoadError(f"heads {missing} not found in {heads_dir}")
         heads = {n: heads[n] for n in wanted}
     return heads
+
+
+ADAPTER_DIRNAME = "encoder-adapter"
+
+
+def encoder_adapter(heads_dir: Path) -> Path | None:
+    """The shipped encoder adapter (``<heads_dir>/encoder-adapter/adapter.npz``), if any.
+
+    Heads trained on the adapted encoder record its sha256; set-up merges this file into
+    the ONNX export (``export_encoder(adapter=...)``) and the torch runtime merges it at load.
+    """
+    path = heads_dir / ADAPTER_DIRNAME / "adapter.npz"
+    return path if path.is_file() else None

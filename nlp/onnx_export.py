@@ -12,8 +12,8 @@ pinned base weights here, so serving never needs the training code.
 
 from __future__ import annotations
 
+import hashlib
 import json
-import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -60,6 +60,16 @@ def _cosines(a: npt.NDArray[Any], b: npt.NDArray[Any]) -> npt.NDArray[Any]:
     return result
 
 
+def adapter_file(adapter: Path) -> Path:
+    """The adapter.npz of an adapter given as the file or its directory."""
+    return adapter / "adapter.npz" if adapter.is_dir() else adapter
+
+
+def adapter_sha256(adapter: Path) -> str:
+    """sha256 of the adapter file: heads trained with an adapter record it, the analyzer checks."""
+    return hashlib.sha256(adapter_file(adapter).read_bytes()).hexdigest()
+
+
 def merge_adapter(model: Any, adapter: Path) -> int:
     """Merge an ``adapter.npz`` (file or directory holding it) into a torch model in place.
 
@@ -68,7 +78,7 @@ def merge_adapter(model: Any, adapter: Path) -> int:
     """
     import torch
 
-    path = adapter / "adapter.npz" if adapter.is_dir() else adapter
+    path = adapter_file(adapter)
     if not path.is_file():
         raise ExportError(f"adapter {path} not found")
     params = dict(model.named_parameters())
@@ -99,9 +109,6 @@ def merge_adapter(model: Any, adapter: Path) -> int:
 
 def load_torch_encoder(src_dir: Path, adapter: Path | None = None) -> Any:
     """The Hugging Face encoder from a local directory (never a hub), adapter merged, eval mode."""
-    # transformers reads these at import and per call; the library itself sets nothing else.
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     from transformers import AutoModel
 
     try:
@@ -250,6 +257,7 @@ def export_encoder(
     info = {
         "source": str(src_dir),
         "adapter": str(adapter) if adapter else None,
+        "adapter_sha256": adapter_sha256(adapter) if adapter else None,
         "opset": opset,
         "min_cosine_fp32": round(fp32_cos, 5),
         "min_cosine_int8": round(int8_cos, 5),

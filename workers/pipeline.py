@@ -8,6 +8,7 @@ from models.manifest import load_manifest
 from models.registry import ModelPaths, resolve
 from nlp.analyzer import TextAnalyzer
 from nlp.encoder import EncoderOptions
+from nlp.heads import encoder_adapter
 from service.config import Settings
 
 _lock = threading.Lock()
@@ -46,6 +47,8 @@ def build_text_analyzer(settings: Settings) -> TextAnalyzer:
                 paths.heads_dir,
                 encoder_options=EncoderOptions(runtime=runtime),
                 encoder_name=_encoder_name(paths),
+                # ONNX exports have the adapter merged at set-up; torch merges it at load.
+                adapter=encoder_adapter(paths.heads_dir) if runtime == "torch" else None,
             )
             _analyzers[key] = analyzer
         return analyzer

@@ -60,8 +60,10 @@ class TestEncode:
         (encoding,) = encoder.encode([text], [spans])
         alone = _units(encoder, [first, second])
         sims = encoding.span_units @ alone.T
-        assert sims[0, 0] > sims[0, 1] and sims[1, 1] > sims[1, 0]
-        assert sims[0, 0] > 0.7 and sims[1, 1] > 0.7
+        assert sims[0, 0] > sims[0, 1]
+        assert sims[1, 1] > sims[1, 0]
+        assert sims[0, 0] > 0.7
+        assert sims[1, 1] > 0.7
 
     def test_long_text_is_chunked(self, onnx_dir: Path) -> None:
         """A text longer than max_length runs in several windows, with every sentence pooled."""
@@ -89,4 +91,5 @@ class TestEncode:
     def test_empty_text(self, encoder: Encoder) -> None:
         """An empty string still gets a finite vector."""
         (encoding,) = encoder.encode([""])
-        assert encoding.n_tokens == 0 and np.isfinite(encoding.text_vector).all()
+        assert encoding.n_tokens == 0
+        assert np.isfinite(encoding.text_vector).all()

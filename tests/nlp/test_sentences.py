@@ -23,7 +23,8 @@ class TestSentenceSplitter:
         previous_end = 0
         for start, end in spans:
             piece = text[start:end]
-            assert piece == piece.strip() and piece
+            assert piece == piece.strip()
+            assert piece
             assert start >= previous_end
             previous_end = end
         covered = "".join(text[s:e] for s, e in spans)

@@ -1,0 +1,75 @@
+"""Low-rank adapters (LoRA) on the encoder's Linear layers, and their export as adapter.npz.
+
+Only the adapters (and the head) train; the base weights stay frozen, so the shipped delta
+is a few hundred KB and `nlp.onnx_export.merge_adapter` folds it into the pinned weights at
+set-up time (``W += scaling * B @ A``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+# The Linear layers of a BERT block that get adapters.
+TARGETS = (
+    "attention.self.query",
+    "attention.self.key",
+    "attention.self.value",
+    "attention.output.dense",
+    "intermediate.dense",
+    "output.dense",
+)
+
+
+class LoraLinear(nn.Module):
+    """A frozen Linear plus a trainable low-rank update, B initialised to zero (no-op start)."""
+
+    def __init__(self, base: nn.Linear, rank: int, alpha: float) -> None:
+        super().__init__()
+        self.base = base
+        for p in self.base.parameters():
+            p.requires_grad_(False)
+        self.scaling = alpha / rank
+        self.lora_A = nn.Parameter(torch.randn(rank, base.in_features) / rank**0.5 * 0.1)
+        self.lora_B = nn.Parameter(torch.zeros(base.out_features, rank))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Base output plus the scaled low-rank update."""
+        update: torch.Tensor = (x @ self.lora_A.T) @ self.lora_B.T
+        result: torch.Tensor = self.base(x) + self.scaling * update
+        return result
+
+
+def add_lora(model: Any, layers: Sequence[int], rank: int, alpha: float) -> dict[str, LoraLinear]:
+    """Freeze the model and wrap the target Linears of the given layers; returns them by name."""
+    for p in model.parameters():
+        p.requires_grad_(False)
+    wrapped: dict[str, LoraLinear] = {}
+    for index in layers:
+        block = model.encoder.layer[index]
+        for target in TARGETS:
+            parent_path, _, attr = target.rpartition(".")
+            parent = block.get_submodule(parent_path)
+            lora = LoraLinear(getattr(parent, attr), rank, alpha)
+            setattr(parent, attr, lora)
+            wrapped[f"encoder.layer.{index}.{target}.weight"] = lora
+    return wrapped
+
+
+def save_adapter(wrapped: dict[str, LoraLinear], path: Path) -> int:
+    """Write adapter.npz (float32) in merge_adapter's format; returns its size in bytes."""
+    scalings = {round(w.scaling, 8) for w in wrapped.values()}
+    if len(scalings) != 1:
+        raise ValueError("one scaling per adapter file")
+    arrays: dict[str, Any] = {"scaling": np.float32(scalings.pop())}
+    for name, lora in wrapped.items():
+        arrays[f"{name}::lora_A"] = lora.lora_A.detach().numpy().astype(np.float32)
+        arrays[f"{name}::lora_B"] = lora.lora_B.detach().numpy().astype(np.float32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, **arrays)
+    return path.stat().st_size
