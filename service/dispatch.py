@@ -14,8 +14,12 @@ from typing import Any, Protocol
 class Dispatcher(Protocol):
     """How the API hands work to the stages."""
 
-    def notify(self, job_ids: Sequence[str]) -> None:
-        """Announce committed jobs; must not raise when the queue is down (the sweeper retries)."""
+    def notify(self, job_ids: Sequence[str], kind: str | None = None) -> None:
+        """Announce committed jobs; must not raise when the queue is down (the sweeper retries).
+
+        ``kind`` is the job kind of all of ``job_ids`` (default ``feedback.analyze``): Celery
+        routes by it, e.g. recordings to their own queue.
+        """
 
     def analyze_now(self, items: Sequence[dict[str, Any]], timeout: float) -> list[dict[str, Any]]:
         """Analyse texts synchronously, storing nothing; raise `DispatchUnavailable` if it can't."""

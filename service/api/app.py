@@ -1,4 +1,4 @@
-"""The application factory: `create_app(settings, dispatcher, session_factory=None)`."""
+"""The application factory: `create_app(settings, dispatcher, session_factory, audio_probe)`."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.api import routes_analyze, routes_feedback, routes_health
+from service.api import routes_analyze, routes_feedback, routes_health, routes_recordings
 from service.api.handlers import install_error_handlers
 from service.api.metrics import ApiMetrics
 from service.api.middleware import RequestContextMiddleware
+from service.audio import AudioProbe
 from service.config import Settings
 from service.dispatch import Dispatcher
 from service.logging import get_logger
@@ -23,11 +24,14 @@ def create_app(
     settings: Settings,
     dispatcher: Dispatcher,
     session_factory: sessionmaker[Session] | None = None,
+    audio_probe: AudioProbe | None = None,
 ) -> FastAPI:
     """Build the API; the lifespan starts and stops ``dispatcher``.
 
     Without ``session_factory`` the app builds its own engine on
     ``settings.resolved_database_url`` (already migrated) and disposes it at shutdown.
+    Without ``audio_probe`` (``workers.audio.probe_upload`` at the composition roots)
+    recording uploads answer 503.
     """
     owned_engine = None
     if session_factory is None:
@@ -57,11 +61,13 @@ def create_app(
     app.state.settings = settings
     app.state.dispatcher = dispatcher
     app.state.session_factory = factory
+    app.state.audio_probe = audio_probe
     app.state.max_request_bytes = settings.api.max_request_bytes
     app.state.metrics = ApiMetrics(lambda: _count_jobs(factory))
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics)
     app.include_router(routes_feedback.router)
+    app.include_router(routes_recordings.router)
     app.include_router(routes_analyze.router)
     app.include_router(routes_health.router)
     return app

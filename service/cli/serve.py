@@ -51,7 +51,9 @@ def serve(
             log.warning("no_api_key", hint=hint)
             typer.echo(hint, err=True)
     dispatcher = _build_dispatcher(settings, factory)
-    app = create_app(settings, dispatcher, factory)
+    from workers.audio import probe_upload  # recording uploads: PyAV only, no model
+
+    app = create_app(settings, dispatcher, factory, audio_probe=probe_upload)
     log.info(
         "serving",
         host=host,
