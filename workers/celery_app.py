@@ -26,24 +26,36 @@ from sqlalchemy.pool import NullPool
 from service.config import Settings
 from service.db.engine import create_db_engine, create_session_factory
 from service.db.repositories import jobs
+from workers.audio import WhisperRuntime
 from workers.celery_config import JOBS_QUEUE, SYNC_TASK, celery_config
 from workers.runtime import AnalysisRuntime, worker_id
 from workers.stages import FEEDBACK_ANALYZE, RetryPolicy, build_handlers, run_job
+from workers.stages_recording import (
+    RECORDING_ANALYZE,
+    RECORDING_TRANSCRIBE,
+    build_recording_handlers,
+)
 
 log = structlog.get_logger(__name__)
 
-STAGE_KINDS = (FEEDBACK_ANALYZE,)
+STAGE_KINDS = (FEEDBACK_ANALYZE, RECORDING_TRANSCRIBE, RECORDING_ANALYZE)
 
 
 class WorkerState:
     """What one worker process holds: its database engine and its models."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, celery: Celery) -> None:
         self.settings = settings
         self._lock = threading.Lock()
         self._session_factory: sessionmaker[Session] | None = None
         self.runtime = AnalysisRuntime(settings)
-        self.handlers = build_handlers(self.runtime)
+        # Whisper loads on the first recording this process takes, not at start.
+        self.handlers = build_handlers(self.runtime) | build_recording_handlers(
+            settings.audio_dir,
+            WhisperRuntime(settings),
+            self.runtime,
+            announce=lambda kind, job_id: celery.send_task(kind, args=[job_id]),
+        )
         self.retry = RetryPolicy(max_attempts=settings.queue.max_attempts)
 
     @property
@@ -65,7 +77,7 @@ def create_celery_app(settings: Settings) -> Celery:
     """The worker-side Celery app with its stage tasks."""
     celery = Celery("undertone", set_as_current=True)
     celery.conf.update(celery_config(settings))
-    state = WorkerState(settings)
+    state = WorkerState(settings, celery)
     celery.undertone_state = state  # type: ignore[attr-defined]
 
     def run_stage(job_id: str) -> str:
@@ -79,7 +91,7 @@ def create_celery_app(settings: Settings) -> Celery:
         )
         return outcome.value
 
-    for kind in STAGE_KINDS:
+    for kind in state.handlers:
         # Thin tasks, one per stage name; the message carries the job id only.
         celery.task(name=kind, ignore_result=True)(run_stage)
 

@@ -17,6 +17,10 @@ from service.config import Settings
 JOBS_QUEUE = "undertone.jobs"
 SYNC_QUEUE = "undertone.sync"
 SYNC_TASK = "analyze.sync"
+# Transcription takes minutes per call: on its own queue, a worker started with
+# `undertone worker --queues undertone.audio` takes it, so text feedback never waits behind it.
+AUDIO_QUEUE = "undertone.audio"
+AUDIO_TASKS = ("recording.transcribe",)
 # Seconds the broker connection may take before a send gives up (the sweeper re-sends).
 BROKER_CONNECT_TIMEOUT = 3.0
 
@@ -35,8 +39,11 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "result_serializer": "json",
         "accept_content": ["json"],
         "task_default_queue": JOBS_QUEUE,
-        "task_queues": [Queue(JOBS_QUEUE), Queue(SYNC_QUEUE)],
-        "task_routes": {SYNC_TASK: {"queue": SYNC_QUEUE}},
+        "task_queues": [Queue(JOBS_QUEUE), Queue(SYNC_QUEUE), Queue(AUDIO_QUEUE)],
+        "task_routes": {
+            SYNC_TASK: {"queue": SYNC_QUEUE},
+            **{task: {"queue": AUDIO_QUEUE} for task in AUDIO_TASKS},
+        },
         # A stage is idempotent (claim + unique result), so a message may be redelivered:
         # acknowledge only after the work, and give it back when the worker process dies.
         "task_acks_late": True,

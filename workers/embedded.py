@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.config import Settings
 from service.db.repositories import jobs
+from workers.audio import WhisperRuntime
 from workers.runtime import AnalysisRuntime, worker_id
 from workers.stages import (
     ClaimedJob,
@@ -26,6 +27,7 @@ from workers.stages import (
     build_handlers,
     run_claimed,
 )
+from workers.stages_recording import build_recording_handlers
 
 log = structlog.get_logger(__name__)
 
@@ -48,7 +50,13 @@ class EmbeddedDispatcher:
         self._settings = settings
         self._session_factory = session_factory
         self._runtime = runtime or AnalysisRuntime(settings)
-        self._handlers = handlers if handlers is not None else build_handlers(self._runtime)
+        if handlers is None:
+            # Recordings: Whisper loads on the first one, not at start (text-only users
+            # never pay for it); the next stage is found by the threads' own polling.
+            handlers = build_handlers(self._runtime) | build_recording_handlers(
+                settings.audio_dir, WhisperRuntime(settings), self._runtime
+            )
+        self._handlers = handlers
         self._retry = RetryPolicy(max_attempts=settings.queue.max_attempts)
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -74,7 +82,7 @@ class EmbeddedDispatcher:
             thread.join(timeout=STOP_TIMEOUT_SECONDS)
         self._threads = [t for t in self._threads if t.is_alive()]
 
-    def notify(self, job_ids: Sequence[str]) -> None:
+    def notify(self, job_ids: Sequence[str], kind: str | None = None) -> None:
         """Wake the job threads; the jobs themselves are already in the database."""
         if job_ids:
             self._wake.set()
