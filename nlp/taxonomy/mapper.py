@@ -33,6 +33,11 @@ class MapperOptions:
     min_confidence: float = 0.4  # below it a case type is not reported
     max_case_types: int = 5
     use_background: bool = True  # False for closed-set benchmarks: every text has a type
+    # Sentence vectors pooled from one pass over the whole text carry the other sentences'
+    # context (a rude-agent sentence after a billing one looks like billing). Removing this
+    # share of their common mean brings them back towards stand-alone sentence vectors,
+    # which is what the examples are. Applied only to sentence vectors the caller passes.
+    context_removal: float = 0.5
     head: HeadOptions = field(default_factory=HeadOptions)
 
 
@@ -203,6 +208,9 @@ class CaseTypeMapper:
                 vectors.append(_normalise(item.text_vector))
             if len(spans) < 2:
                 continue  # one sentence is the text itself
+            if item.sentence_vectors is not None:
+                given = _normalise(item.sentence_vectors)
+                given = _normalise(given - self.options.context_removal * given.mean(axis=0))
             for j, (start, end) in enumerate(spans):
                 if not 0 <= start < end <= len(item.text):
                     raise TaxonomyMappingError(f"sentence span {(start, end)} is outside the text")
@@ -211,7 +219,7 @@ class CaseTypeMapper:
                     missing.append(len(units) - 1)
                     vectors.append(np.zeros((1, 1), np.float32))
                 else:
-                    vectors.append(_normalise(item.sentence_vectors[j]))
+                    vectors.append(given[j : j + 1])
         return units, vectors, missing
 
     def _decide(
