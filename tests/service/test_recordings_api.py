@@ -136,8 +136,10 @@ class TestUpload:
                            metadata='{"queue": "billing"}')
         assert response.status_code == 202, response.text
         body = response.json()
-        assert body["outcome"] == "created" and body["status"] == "queued"
-        assert body["channels"] == 2 and body["sample_rate"] == 8000
+        assert body["outcome"] == "created"
+        assert body["status"] == "queued"
+        assert body["channels"] == 2
+        assert body["sample_rate"] == 8000
         assert body["size_bytes"] == len(content)
         import hashlib
 
@@ -163,9 +165,12 @@ class TestUpload:
         rec_id = _upload(client, speech_wav.read_bytes()).json()["id"]
         body = client.get(f"/v1/recordings/{rec_id}").json()
         assert body["status"] == "queued"
-        assert body["layout"] == "mono" and body["channel"] == "call"
-        assert body["duration"] > 1.0 and body["channels"] == 1
-        assert body["transcript"] is None and body["analysis"] is None
+        assert body["layout"] == "mono"
+        assert body["channel"] == "call"
+        assert body["duration"] > 1.0
+        assert body["channels"] == 1
+        assert body["transcript"] is None
+        assert body["analysis"] is None
         assert [e["status"] for e in body["history"]] == ["queued"]
 
     def test_same_external_id_is_not_stored_twice(
@@ -176,7 +181,8 @@ class TestUpload:
         first = _upload(client, speech_wav.read_bytes()).json()
         again = _upload(client, speech_wav.read_bytes())
         assert again.status_code == 202
-        assert again.json()["id"] == first["id"] and again.json()["outcome"] == "duplicate"
+        assert again.json()["id"] == first["id"]
+        assert again.json()["outcome"] == "duplicate"
         assert _audio_files(tmp_path) == [f"{first['id']}.wav"]
         assert len(dispatcher.notified) == 1
 
@@ -302,4 +308,5 @@ def test_telephone_rate_speech_is_probed(tmp_path: Path, client: TestClient) -> 
     path = write_wav(tmp_path / "phone.wav",
                      [resample(say("Yes, that is right."), SAY_RATE, 8000)], 8000)
     body = _upload(client, path.read_bytes(), external_id="phone").json()
-    assert body["sample_rate"] == 8000 and body["channels"] == 1
+    assert body["sample_rate"] == 8000
+    assert body["channels"] == 1
