@@ -74,9 +74,10 @@ def collapse_repeats(tokens: list[str], max_repeats: int) -> list[int]:
     return [i for i, k in enumerate(keep) if k]
 
 
-def _is_hallucination(seg: RawSegment, options: TranscribeOptions) -> bool:
+def _is_hallucination(seg: RawSegment, options: TranscribeOptions, short: bool) -> bool:
     if (
-        seg.no_speech_prob > options.drop_no_speech_prob
+        not short
+        and seg.no_speech_prob > options.drop_no_speech_prob
         and seg.avg_logprob < options.drop_avg_logprob
     ):
         return True
@@ -89,11 +90,17 @@ def _is_hallucination(seg: RawSegment, options: TranscribeOptions) -> bool:
     return unsure and any(p in lowered for p in _STOCK_PHRASES)
 
 
-def clean_segments(segments: list[RawSegment], options: TranscribeOptions) -> list[RawSegment]:
-    """Drop hallucinated segments and collapse looped phrases inside and across segments."""
+def clean_segments(
+    segments: list[RawSegment], options: TranscribeOptions, short: bool = False
+) -> list[RawSegment]:
+    """Drop hallucinated segments and collapse looped phrases inside and across segments.
+
+    ``short`` marks a clip of a few seconds: the no-speech guard is off there, since a lone
+    spoken word scores a high no-speech probability and would otherwise vanish.
+    """
     kept: list[RawSegment] = []
     for seg in segments:
-        if not seg.text.strip() or _is_hallucination(seg, options):
+        if not seg.text.strip() or _is_hallucination(seg, options, short):
             continue
         if seg.words:
             idx = collapse_repeats([w.word for w in seg.words], options.max_phrase_repeats)

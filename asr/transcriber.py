@@ -157,7 +157,9 @@ class Transcriber:
             # With conditioning on, base and tiny.en skipped ~20 s of speech at a window
             # boundary in our tests; it also lets one hallucination seed the next.
             condition_on_previous_text=False,
-            no_speech_threshold=opts.no_speech_threshold,
+            # A short clip exists because someone spoke: a lone word often scores a high
+            # no-speech probability, and skipping it would return nothing.
+            no_speech_threshold=None if short else opts.no_speech_threshold,
             log_prob_threshold=opts.log_prob_threshold,
             compression_ratio_threshold=opts.compression_ratio_threshold,
             initial_prompt=opts.initial_prompt,
@@ -186,7 +188,7 @@ class Transcriber:
                 )
             )
             run.progress(min(seg.end, window_seconds) - pad)
-        cleaned = clean_segments(raws, opts)
+        cleaned = clean_segments(raws, opts, short=short)
         if run.language is None and cleaned:
             # Fix the language on the first audio that held speech, so that every later
             # window and channel is decoded in the same language.

@@ -30,7 +30,7 @@ import numpy as np
 from faster_whisper import WhisperModel
 from whisper_normalizer.english import EnglishTextNormalizer
 
-from asr import TranscribeOptions, Transcriber
+from asr import AsrError, TranscribeOptions, Transcriber
 from asr.audio import SAMPLE_RATE, stream_audio
 from service.config import Settings
 from workers.transcribe import whisper_model_dir
@@ -99,6 +99,14 @@ def short_utterances(
     return items
 
 
+def text_or_empty(transcriber: Transcriber, path: Path) -> str:
+    """The transcript's text; a clip judged silent counts as an empty hypothesis."""
+    try:
+        return transcriber.transcribe(path).text
+    except AsrError:
+        return ""
+
+
 def bare_text(model: WhisperModel, path: Path) -> str:
     segments, _ = model.transcribe(str(path))
     return " ".join(s.text for s in segments)
@@ -125,15 +133,26 @@ def main() -> None:
 
     clips = lj_clips(args.data_dir)
     t0 = time.perf_counter()
-    hyps = [ours.transcribe(p).text for p, _ in clips]
+    hyps = [text_or_empty(ours, p) for p, _ in clips]
+    seconds = time.perf_counter() - t0
+    bare_hyps_lj = [bare_text(model, p) for p, _ in clips]
+    refs_lj = [r for _, r in clips]
     lj = {
         "clips": len(clips),
-        "wer": wer([r for _, r in clips], hyps),
-        "seconds": time.perf_counter() - t0,
+        "wer": wer(refs_lj, hyps),
+        "wer_bare_defaults": wer(refs_lj, bare_hyps_lj),
+        "seconds": seconds,
         "target": "<= 0.05 (base)",
+        "errors_ours": [
+            {"clip": p.stem, "ref": _normalise(r), "hyp": _normalise(h)}
+            for (p, r), h in zip(clips, hyps, strict=True)
+            if _normalise(r) != _normalise(h)
+        ],
     }
     results["sets"]["ljspeech"] = lj
-    print(f"LJ Speech ({len(clips)} clips): WER {lj['wer']:.3%}")
+    print(
+        f"LJ Speech ({len(clips)} clips): WER {lj['wer']:.3%}, bare {lj['wer_bare_defaults']:.3%}"
+    )
 
     stereo = args.data_dir / "asr_audio" / "faster_whisper_testdata" / "stereo_diarization.wav"
     transcript = ours.transcribe(stereo, layout="stereo_agent_left")
@@ -148,7 +167,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         items = short_utterances(hinted, clips, Path(tmp), args.words_per_clip)
         refs = [r for _, r in items]
-        ours_hyps = [hinted.transcribe(p).text for p, _ in items]
+        ours_hyps = [text_or_empty(hinted, p) for p, _ in items]
         bare_hyps = [bare_text(model, p) for p, _ in items]
     short = {
         "utterances": len(items),
