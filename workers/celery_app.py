@@ -27,7 +27,13 @@ from service.config import Settings
 from service.db.engine import create_db_engine, create_session_factory
 from service.db.repositories import jobs
 from workers.audio import WhisperRuntime
-from workers.celery_config import JOBS_QUEUE, SYNC_TASK, celery_config
+from workers.celery_config import (
+    AUDIO_QUEUE,
+    AUDIO_TASKS,
+    JOBS_QUEUE,
+    SYNC_TASK,
+    celery_config,
+)
 from workers.runtime import AnalysisRuntime, worker_id
 from workers.stages import FEEDBACK_ANALYZE, RetryPolicy, build_handlers, run_job
 from workers.stages_recording import (
@@ -159,14 +165,15 @@ class Sweeper:
             session.commit()
         due_ids = {job_id for job_id, _, _ in due}
         self._sent = {k: v for k, v in self._sent.items() if k in due_ids}
-        waiting = self._messages_waiting()
+        waiting = {name: self._messages_waiting(name) for name in (JOBS_QUEUE, AUDIO_QUEUE)}
         sent = 0
         for job_id, kind, status in due:
             if now - self._sent.get(job_id, -self._resend_after) < self._resend_after:
                 continue
             # A queued job while messages still wait in line was most likely announced and
             # is behind them; a running job with an expired lease lost its worker for sure.
-            if status == jobs.QUEUED and waiting:
+            queue_name = AUDIO_QUEUE if kind in AUDIO_TASKS else JOBS_QUEUE
+            if status == jobs.QUEUED and waiting[queue_name]:
                 continue
             self._celery.send_task(kind, args=[job_id])
             self._sent[job_id] = now
@@ -175,10 +182,10 @@ class Sweeper:
             log.info("sweeper_resent", jobs=sent)
         return sent
 
-    def _messages_waiting(self) -> int:
+    def _messages_waiting(self, queue_name: str) -> int:
         with self._celery.connection_for_read() as connection:
             try:
-                declared = connection.default_channel.queue_declare(JOBS_QUEUE, passive=True)
+                declared = connection.default_channel.queue_declare(queue_name, passive=True)
             except ChannelError:
                 return 0  # the queue was never declared on this broker: nothing waits in it
             return int(declared.message_count)
