@@ -32,13 +32,13 @@ class TestDbCommand:
         result = runner.invoke(app, ["db", "upgrade"], env=_env(tmp_path))
         assert result.exit_code == 0, result.output
         assert (tmp_path / "undertone.db").exists()
-        assert current(f"sqlite:///{tmp_path / 'undertone.db'}") == "0001"
+        assert current(f"sqlite:///{tmp_path / 'undertone.db'}") == "0002"
 
     def test_upgrade_on_postgres_is_idempotent(self, tmp_path: Path, postgres_url: str) -> None:
         """Upgrading an already migrated PostgreSQL database is a no-op that succeeds."""
         result = runner.invoke(app, ["db", "upgrade"], env=_env(tmp_path, postgres_url))
         assert result.exit_code == 0, result.output
-        assert current(postgres_url) == "0001"
+        assert current(postgres_url) == "0002"
 
 
 class TestKeysCommand:

@@ -18,7 +18,11 @@ from service.db.migrate import current, downgrade, upgrade
 from service.db.models import Analysis, FeedbackItem, Job, utcnow
 from service.db.repositories import analyses, feedback, jobs, status
 
-TABLES = {"api_keys", "feedback_items", "analyses", "status_events", "jobs"}
+TABLES = {
+    "api_keys", "feedback_items", "analyses", "status_events", "jobs", "recordings",
+    "recording_analyses",
+}
+HEAD = "0002"
 
 
 def _item(external_id: str, text_: str = "The delivery was late again.") -> dict[str, Any]:
@@ -62,7 +66,7 @@ class TestMigrations:
     def test_upgrade_from_empty_creates_every_table(
         self, backend: str, request: pytest.FixtureRequest, tmp_path: Any
     ) -> None:
-        """An empty database reaches head with all five tables, and downgrades cleanly."""
+        """An empty database reaches head with every table, and downgrades cleanly."""
         if backend == "sqlite":
             url = f"sqlite:///{tmp_path / 'fresh.db'}"
             cleanup: Callable[[], None] = lambda: None  # noqa: E731
@@ -71,7 +75,7 @@ class TestMigrations:
         try:
             assert current(url) is None
             upgrade(url)
-            assert current(url) == "0001"
+            assert current(url) == HEAD
             engine = create_db_engine(url)
             assert set(inspect(engine).get_table_names()) >= TABLES
             engine.dispose()
