@@ -22,7 +22,11 @@ SUBJECT_TYPE = "recording"
 TRANSCRIBE_KIND = "recording.transcribe"
 ANALYZE_KIND = "recording.analyze"
 QUEUED, TRANSCRIBING, ANALYSING, DONE, FAILED = (
-    "queued", "transcribing", "analysing", "done", "failed"
+    "queued",
+    "transcribing",
+    "analysing",
+    "done",
+    "failed",
 )
 
 
