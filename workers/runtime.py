@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import socket
 import threading
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, cast
 
 from service.config import Settings
 from service.dispatch import DispatchUnavailable
@@ -44,10 +45,13 @@ class AnalysisRuntime:
                     # anything that only sends tasks.
                     from workers.pipeline import build_text_analyzer
 
-                    self._analyzer = build_text_analyzer(self._settings)
+                    # TextAnalyzer types its items as a TypedDict; the stages pass plain dicts
+                    # of the same shape (rows of the feedback table).
+                    self._analyzer = cast(Analyzer, build_text_analyzer(self._settings))
+        assert self._analyzer is not None
         return self._analyzer
 
-    def analyze(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def analyze(self, items: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         """Analyse items (the stages' entry point); waits for any call in progress."""
         analyzer = self.load()
         with self._run_lock:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -77,7 +77,7 @@ class RetryPolicy:
 class Analyzer(Protocol):
     """What the stages need of `nlp`'s TextAnalyzer."""
 
-    def analyze(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]: ...
+    def analyze(self, items: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]: ...
 
 
 def run_job(
@@ -194,8 +194,8 @@ class FeedbackAnalyzeHandler:
 
     def _get_analyzer(self) -> Analyzer:
         if hasattr(self._analyzer, "analyze"):
-            return self._analyzer  # type: ignore[return-value]
-        return self._analyzer()  # type: ignore[operator]
+            return self._analyzer
+        return self._analyzer()
 
     def __call__(self, session_factory: SessionFactory, job: ClaimedJob) -> None:
         with session_factory() as session:
@@ -246,5 +246,5 @@ def build_handlers(analyzer: Callable[[], Analyzer] | Analyzer) -> dict[str, Sta
 
 def analyze_texts(analyzer: Analyzer, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Synchronous analysis (`POST /v1/analyze`): validated contract dicts, nothing stored."""
-    results = analyzer.analyze(list(items))
+    results = analyzer.analyze(items)
     return [validate_analysis(r).model_dump(mode="json", exclude_none=True) for r in results]
