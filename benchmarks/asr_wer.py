@@ -56,7 +56,9 @@ def lj_clips(data_dir: Path) -> list[tuple[Path, str]]:
     root = data_dir / "asr_audio" / "ljspeech_subset" / "LJSpeech-1.1"
     with (root / "metadata.csv").open(newline="") as f:
         rows = list(csv.reader(f, delimiter="|", quoting=csv.QUOTE_NONE))
-    return [(root / "wavs" / f"{r[0]}.wav", r[2]) for r in rows]
+    # The normaliser drops text in brackets (Whisper writes non-speech as "(music)"); in
+    # LJ Speech's references a parenthesis is spoken text, so only the marks go.
+    return [(root / "wavs" / f"{r[0]}.wav", r[2].replace("(", "").replace(")", "")) for r in rows]
 
 
 def write_wav(path: Path, samples: np.ndarray, rate: int) -> None:
@@ -88,12 +90,21 @@ def short_utterances(
         taken = 0
         for w in words:
             norm = _normalise(w.word)
-            if len(norm) < 3 or norm not in ref_words or taken >= per_clip:
+            # Content words the model heard surely: function words ("the") are swallowed by
+            # their neighbours in read speech and are no isolated utterance once cut out.
+            if len(norm) < 5 or norm not in ref_words or w.probability < 0.8:
                 continue
-            a = max(0, int((w.start - 0.06) * SAMPLE_RATE))
-            b = min(len(audio), int((w.end + 0.06) * SAMPLE_RATE))
+            if taken >= per_clip:
+                break
+            a = max(0, int((w.start - 0.03) * SAMPLE_RATE))
+            b = min(len(audio), int((w.end + 0.03) * SAMPLE_RATE))
+            cut = audio[a:b].copy()
+            fade = min(len(cut) // 4, SAMPLE_RATE // 50)  # 20 ms ramps: no clicks at the cuts
+            ramp = np.linspace(0.0, 1.0, fade)
+            cut[:fade] *= ramp
+            cut[len(cut) - fade :] *= ramp[::-1]
             target = out_dir / f"{path.stem}-{taken}.wav"
-            write_wav(target, to_8k(audio[a:b]), 8_000)
+            write_wav(target, to_8k(cut), 8_000)
             items.append((target, w.word.strip(" .,;:!?\"'")))
             taken += 1
     return items
