@@ -123,6 +123,8 @@ def main() -> None:
     args = parser.parse_args()
 
     texts, source = load_texts(args.data_dir, args.texts)
+    # Other work on the machine skews both sides; the load averages say how much.
+    load_at_start = list(os.getloadavg())
     ensure_encoder_onnx(args.artifacts_dir)
     with tempfile.TemporaryDirectory(prefix="undertone-bench-") as tmp:
         work = Path(tmp)
@@ -140,6 +142,7 @@ def main() -> None:
     report = {
         "texts": source,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "load_average_at_start": load_at_start,
         "load_average_at_end": list(os.getloadavg()),
         "undertone_analyze": ours,
         "hf_pipeline_baseline": baseline,

@@ -163,10 +163,9 @@ def main(argv: list[str] | None = None) -> None:
     while len(plan) < args.epochs * len(texts) / args.batch_size:
         plan += _batches(lengths, args.batch_size, rng)
     plan = plan[: int(np.ceil(args.epochs * len(texts) / args.batch_size))]
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=args.lr, total_steps=len(plan), pct_start=0.06
-    )
     deadline = started + args.max_minutes * 60
+    train_start = time.time()
+    budget = max(deadline - train_start, 1.0)
     model.train()
     running: list[float] = []
     steps_done = 0
@@ -177,6 +176,11 @@ def main(argv: list[str] | None = None) -> None:
         for row, i in enumerate(batch):
             ids[row, : lengths[i]] = torch.tensor(encoded[i].ids)
             mask[row, : lengths[i]] = 1
+        # Warm-up, then linear decay to zero by whichever ends first, the plan or the time
+        # budget: a run cut short by the clock still ends with an annealed learning rate.
+        done = max(step / len(plan), (time.time() - train_start) / budget)
+        for group in optimizer.param_groups:
+            group["lr"] = args.lr * min(1.0, (step + 1) / 50) * max(0.0, 1.0 - done)
         logits, pooled = model(ids, mask)
         ce = nn.functional.cross_entropy(logits, labels[batch], weight=class_weight)
         distill = 1 - nn.functional.cosine_similarity(pooled, teacher[batch]).mean()
@@ -184,13 +188,12 @@ def main(argv: list[str] | None = None) -> None:
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        scheduler.step()
         steps_done = step + 1
-        running.append(float(loss))
-        if steps_done % 50 == 0:
+        running.append(loss.item())
+        if steps_done % 10 == 0:
             print(
-                f"step {steps_done}/{len(plan)} loss {np.mean(running[-50:]):.4f} "
-                f"ce {float(ce):.3f} 1-cos {float(distill):.4f} "
+                f"step {steps_done}/{len(plan)} loss {np.mean(running[-10:]):.4f} "
+                f"ce {ce.item():.3f} 1-cos {distill.item():.4f} "
                 f"{(time.time() - started) / 60:.1f} min",
                 flush=True,
             )
