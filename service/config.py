@@ -69,6 +69,38 @@ class AsrSettings(BaseModel):
     language: str | None = None
 
 
+class DetectionSettings(BaseModel):
+    """How detections are stored, merged and grouped into incidents."""
+
+    # Signals about the same customer and case type within this window make one detection.
+    merge_window_hours: float = Field(default=72.0, gt=0)
+    # Earlier contacts of the same customer handed to the detector (repeat contacts, baseline).
+    recent_contacts_days: float = Field(default=30.0, gt=0)
+    recent_contacts_limit: int = Field(default=20, ge=0)
+    # Incidents: a window's count is compared with the previous `incident_baseline_windows`.
+    incident_window_minutes: float = Field(default=60.0, gt=0)
+    incident_baseline_windows: int = Field(default=24, ge=2)
+    incident_min_count: int = Field(default=5, ge=1)
+    # Poisson tail probability below which a window's count is a spike.
+    incident_p_value: float = Field(default=0.001, gt=0, lt=1)
+    incident_dimensions: list[Literal["case_type", "team", "employee", "location"]] = [
+        "case_type"
+    ]
+
+
+class WebhookSettings(BaseModel):
+    """Pushing detections to subscribers (Standard Webhooks)."""
+
+    timeout_seconds: float = Field(default=10.0, gt=0)
+    max_attempts: int = Field(default=8, ge=1)
+    # Exponential backoff between attempts, with up to `jitter` of each delay added at random.
+    backoff_base_seconds: float = Field(default=30.0, ge=0)
+    backoff_max_seconds: float = Field(default=6 * 3600.0, ge=0)
+    jitter: float = Field(default=0.2, ge=0, le=1)
+    # Receivers on private addresses (e.g. http://127.0.0.1) are refused unless allowed.
+    allow_private_urls: bool = False
+
+
 class Settings(BaseSettings):
     """All of Undertone's settings."""
 
@@ -84,6 +116,8 @@ class Settings(BaseSettings):
     queue: QueueSettings = QueueSettings()
     models: ModelSettings = ModelSettings()
     asr: AsrSettings = AsrSettings()
+    detections: DetectionSettings = DetectionSettings()
+    webhooks: WebhookSettings = WebhookSettings()
 
     @property
     def resolved_database_url(self) -> str:
