@@ -146,6 +146,8 @@ def main(argv: list[str] | None = None) -> None:
     from transformers import AutoModel
 
     tokenizer = Tokenizer.from_file(str(encoder_dir / "tokenizer.json"))
+    # The shipped tokenizer.json pads every text to 128; batches are padded here instead.
+    tokenizer.no_padding()
     tokenizer.enable_truncation(max_length=args.max_length)
     encoded = tokenizer.encode_batch(texts)
     lengths = np.array([len(e.ids) for e in encoded])
