@@ -81,3 +81,10 @@ class ServiceUnavailable(UndertoneError):
 
     status_code = 503
     code = "service_unavailable"
+
+
+class Conflict(UndertoneError):
+    """The request contradicts what is stored (e.g. a changed taxonomy under a used version)."""
+
+    status_code = 409
+    code = "conflict"

@@ -234,3 +234,37 @@ class RecordingAnalysis(Base):
     result: Mapped[dict[str, Any]] = mapped_column(JSON)
     model_versions: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TaxonomyVersion(Base):
+    """One uploaded taxonomy version: immutable YAML text (name + version are unique)."""
+
+    __tablename__ = "taxonomy_versions"
+    __table_args__ = (UniqueConstraint("name", "version"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(200))
+    version: Mapped[str] = mapped_column(String(100))
+    # The file exactly as uploaded (comments kept), and a hash of its parsed content, so an
+    # upload that only changes comments or layout is the same version, not a conflict.
+    content: Mapped[str] = mapped_column(Text)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    case_type_count: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TaxonomyActivation(Base):
+    """Each activation of a taxonomy version; the newest row names the active version.
+
+    Kept as a history (not a flag on the version) so that a rollback knows what was active
+    before and every change of the active version is on record.
+    """
+
+    __tablename__ = "taxonomy_activations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    version_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("taxonomy_versions.id", ondelete="CASCADE")
+    )
+    reason: Mapped[str] = mapped_column(String(40), default="activate")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
