@@ -44,6 +44,35 @@ class SentenceResult(BaseModel):
     irony: float | None = None
 
 
+class CaseTypeEvidence(BaseModel):
+    """Why a case type was chosen: a sentence near its examples, or a rule's match."""
+
+    model_config = ConfigDict(extra="allow")  # e.g. "matched": the example or rule
+
+    start: int
+    end: int
+    text: str
+    source: Literal["example", "rule"]
+
+
+class CaseTypeMatch(BaseModel):
+    """One case type of the taxonomy the text maps onto, with its confidence."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    name: str
+    confidence: float
+    evidence: list[CaseTypeEvidence] = Field(default_factory=list)
+
+
+class TaxonomyRef(BaseModel):
+    """The taxonomy version that produced the case types."""
+
+    name: str
+    version: str
+
+
 class AnalysisResult(BaseModel):
     """One analysed text: the line `undertone analyze` writes and the API returns."""
 
@@ -56,6 +85,9 @@ class AnalysisResult(BaseModel):
     emotions: dict[str, EmotionScore] | None = None
     intensity: float | None = None
     irony: float | None = None
+    case_types: list[CaseTypeMatch] | None = None
+    taxonomy: TaxonomyRef | None = None
+    fits_no_case_type: bool | None = None
     model_versions: dict[str, str] = Field(default_factory=dict)
 
 

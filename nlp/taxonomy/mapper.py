@@ -123,6 +123,21 @@ class CaseTypeMapper:
     def case_type_ids(self) -> list[str]:
         return list(self._ids)
 
+    @property
+    def example_vectors(self) -> Matrix:
+        """The examples' L2-normalised vectors, in taxonomy order."""
+        return self._examples
+
+    @property
+    def example_types(self) -> NDArray[np.int64]:
+        """Per example, the index of its case type in `case_type_ids`."""
+        return self._example_type
+
+    @property
+    def example_texts(self) -> list[str]:
+        """The examples' texts, in the order of `example_vectors`."""
+        return list(self._example_text)
+
     def scores(self, vectors: NDArray[np.float32]) -> tuple[Matrix, Matrix, NDArray[np.int64]]:
         """Confidence per case type (n, K) from vectors alone, before rules.
 
