@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 from models.manifest import load_manifest
 from models.registry import ModelPaths, resolve
@@ -22,20 +23,25 @@ def _encoder_name(paths: ModelPaths) -> str:
     return f"{source.package}=={source.version}"
 
 
-def _cache_key(settings: Settings) -> str:
-    return f"{settings.models.model_dump_json()}|{settings.artifacts_dir.resolve()}"
+def _cache_key(settings: Settings, taxonomy_file: Path | None) -> str:
+    return (
+        f"{settings.models.model_dump_json()}|{settings.artifacts_dir.resolve()}"
+        f"|{settings.resolved_database_url}|{taxonomy_file}"
+    )
 
 
-def build_text_analyzer(settings: Settings) -> TextAnalyzer:
+def build_text_analyzer(settings: Settings, taxonomy_file: Path | None = None) -> TextAnalyzer:
     """The process-wide TextAnalyzer for these settings, loaded on first use.
 
     Args:
-        settings: the application settings (only the models section and artifacts_dir).
+        settings: the application settings (models, artifacts_dir, and the database whose
+            active taxonomy version the mapping stage uses).
+        taxonomy_file: map onto this taxonomy file instead of the database's active version.
 
     Returns:
         The same analyzer object on every call with equal settings.
     """
-    key = _cache_key(settings)
+    key = _cache_key(settings, taxonomy_file)
     with _lock:
         analyzer = _analyzers.get(key)
         if analyzer is None:
@@ -50,5 +56,10 @@ def build_text_analyzer(settings: Settings) -> TextAnalyzer:
                 # ONNX exports have the adapter merged at set-up; torch merges it at load.
                 adapter=encoder_adapter(paths.heads_dir) if runtime == "torch" else None,
             )
+            # The case-type mapping reads the vectors of the analyzer's own encoder pass.
+            from workers.taxonomy import build_stage, source_for
+
+            source = source_for(settings.resolved_database_url, taxonomy_file)
+            analyzer.stages = (*analyzer.stages, build_stage(analyzer.encoder, source))
             _analyzers[key] = analyzer
         return analyzer
