@@ -105,6 +105,14 @@ def analyze(
     skip_invalid: bool = typer.Option(
         False, "--skip-invalid", help="Report bad lines and analyse the rest (default: stop)."
     ),
+    taxonomy: Path | None = typer.Option(
+        None,
+        "--taxonomy",
+        exists=True,
+        dir_okay=False,
+        readable=True,
+        help="Map onto this taxonomy YAML file (default: the database's active version).",
+    ),
 ) -> None:
     """Analyse every text of a JSON-lines file, writing results in input order."""
     from service.cli.common import load_settings
@@ -128,8 +136,17 @@ def analyze(
     # The CLI is a composition root: the analysis libraries load only for this command.
     from workers.pipeline import build_text_analyzer
 
+    if taxonomy is not None:
+        from workers.taxonomy import problems_of_file
+
+        problems = problems_of_file(taxonomy)
+        for problem in problems:
+            typer.echo(f"error: {problem}", err=True)
+        if problems:
+            raise typer.Exit(2)
+
     try:
-        analyzer = build_text_analyzer(settings)
+        analyzer = build_text_analyzer(settings, taxonomy_file=taxonomy)
     except Exception as e:  # any loading failure: say what and how to fix, no traceback
         typer.echo(
             f"error: the analysis models could not be loaded: {e}\n"
