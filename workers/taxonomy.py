@@ -240,7 +240,7 @@ def from_examples_yaml(
         data = from_examples(rows, text_column, label_column, shots, name=name, version=version)
     except TaxonomyError as e:
         raise ValidationFailed(str(e), code="invalid_examples") from e
-    content = yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
+    content = str(yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100))
     validate_text(content, source="from-examples")
     return content
 
