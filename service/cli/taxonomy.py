@@ -181,7 +181,7 @@ def evaluate(
         typer.echo("most confused (gold -> predicted):")
         for pair in report["confused_pairs"]:
             example = pair["examples"][0]
-            typer.echo(f"  {pair['gold']} -> {pair['predicted']}: {pair['count']}  e.g. {example!r}")
+            typer.echo(f" {pair['gold']} -> {pair['predicted']}: {pair['count']}, e.g. {example!r}")
     if report["unknown_labels"]:
         typer.echo(f"labels that are no case type: {', '.join(report['unknown_labels'])}")
     for warning in report["warnings"]:
