@@ -261,6 +261,14 @@ class TaxonomyTools:
 
     # -- versions (no model needed)
 
+    def validate(self, content: str, source: str = "upload") -> Taxonomy:
+        """A validated taxonomy, or `ValidationFailed` (422) with file, line and field."""
+        return validate_text(content, source)
+
+    def summary(self, taxonomy: Taxonomy) -> dict[str, Any]:
+        """Name, version and case types."""
+        return summary(taxonomy)
+
     def upload(self, content: str, activate: bool = False) -> dict[str, Any]:
         """Validate and store a version (409 if the same version differs); optionally activate."""
         taxonomy = validate_text(content)
@@ -443,3 +451,17 @@ def problems_of_file(path: Path) -> list[str]:
     except TaxonomyValidationError as e:
         return [str(p) for p in e.problems]
     return []
+
+
+def tools_for_api(settings: Any, session_factory: sessionmaker[Session]) -> TaxonomyTools:
+    """The API's tools: reports only in the embedded mode, where the encoder is loaded anyway."""
+    if settings.queue.backend != "embedded":
+        return TaxonomyTools(session_factory, None)
+
+    def encoder() -> Encoder:
+        from workers.pipeline import build_text_analyzer
+
+        # the same cached analyzer the embedded runner uses: no second model load
+        return build_text_analyzer(settings).encoder
+
+    return TaxonomyTools(session_factory, encoder)
