@@ -54,6 +54,10 @@ def serve(
     from workers.audio import probe_upload  # recording uploads: PyAV only, no model
 
     app = create_app(settings, dispatcher, factory, audio_probe=probe_upload)
+    from service.api import routes_taxonomies
+    from workers.taxonomy import tools_for_api
+
+    routes_taxonomies.install(app, tools_for_api(settings, factory))
     log.info(
         "serving",
         host=host,
