@@ -8,9 +8,9 @@ returning. Later stages add optional fields (``emotions``, ``irony``, ``complain
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 SentimentLabel = Literal["negative", "neutral", "positive"]
 
@@ -73,6 +73,82 @@ class TaxonomyRef(BaseModel):
     version: str
 
 
+class ComplaintSignal(BaseModel):
+    """One signal that a text is a complaint (nlp/detect/README.md lists the names)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str
+    value: Any = None
+    confidence: float
+    evidence: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class ComplaintSummary(BaseModel):
+    """Is this text a complaint, stated (explicit) or not (unexpressed), and why."""
+
+    model_config = ConfigDict(extra="allow")
+
+    score: float
+    explicit: bool
+    unexpressed: bool
+    signals: list[ComplaintSignal] = Field(default_factory=list)
+    head_score: float | None = None
+
+
+def _complaint_from_head(value: Any) -> Any:
+    # Without the detection stage the complaint head's bare probability lands here.
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return {"score": value, "explicit": value >= 0.5, "unexpressed": False, "head_score": value}
+    return value
+
+
+class PriorityFactor(BaseModel):
+    """One factor of a detection's priority: its value on 0..1, weight and contribution."""
+
+    model_config = ConfigDict(extra="allow")
+
+    value: float
+    weight: float
+    contribution: float
+
+
+class Priority(BaseModel):
+    """A 0-100 priority; the factors' contributions add up to the score."""
+
+    score: float
+    factors: dict[str, PriorityFactor]
+
+
+class CaseTypeRef(BaseModel):
+    """The case type a detection is about."""
+
+    id: str
+    name: str
+    confidence: float | None = None
+
+
+class Detection(BaseModel):
+    """An explicit or unexpressed complaint a case system can act on (nlp/detect/README.md)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    case_type: CaseTypeRef | None
+    kind: Literal["explicit", "unexpressed"]
+    signals: list[ComplaintSignal]
+    confidence: float
+    evidence: list[dict[str, Any]]
+    priority: Priority
+    due_by: str
+    routing: dict[str, Any] | None = None
+    recovery_options: list[str] = Field(default_factory=list)
+    checklist: list[str] = Field(default_factory=list)
+    customer_id: str | None = None
+    employee_id: str | None = None
+    model_versions: dict[str, str] = Field(default_factory=dict)
+    taxonomy: TaxonomyRef | None = None
+
+
 class AnalysisResult(BaseModel):
     """One analysed text: the line `undertone analyze` writes and the API returns."""
 
@@ -88,6 +164,8 @@ class AnalysisResult(BaseModel):
     case_types: list[CaseTypeMatch] | None = None
     taxonomy: TaxonomyRef | None = None
     fits_no_case_type: bool | None = None
+    complaint: Annotated[ComplaintSummary | None, BeforeValidator(_complaint_from_head)] = None
+    detections: list[Detection] | None = None
     model_versions: dict[str, str] = Field(default_factory=dict)
 
 
