@@ -7,6 +7,7 @@ finished segment passes these checks before it reaches the transcript.
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass
 
@@ -39,6 +40,35 @@ class RawSegment:
     avg_logprob: float
     no_speech_prob: float
     compression_ratio: float
+
+
+def split_at_pauses(seg: RawSegment, pause: float, sentences: bool = False) -> list[RawSegment]:
+    """Split a segment where its words are more than ``pause`` seconds apart.
+
+    The batched pipeline decodes VAD chunks of up to 30 s, so one segment can span two turns
+    of a speaker with the other party talking in between; turns need the pause kept.
+    """
+    if len(seg.words) < 2:
+        return [seg]
+    groups: list[list[Word]] = [[seg.words[0]]]
+    for prev, word in itertools.pairwise(seg.words):
+        if word.start - prev.end > pause or (sentences and prev.word.rstrip()[-1:] in ".?!"):
+            groups.append([])
+        groups[-1].append(word)
+    if len(groups) == 1:
+        return [seg]
+    return [
+        RawSegment(
+            start=g[0].start,
+            end=g[-1].end,
+            text="".join(w.word for w in g).strip(),
+            words=g,
+            avg_logprob=seg.avg_logprob,
+            no_speech_prob=seg.no_speech_prob,
+            compression_ratio=seg.compression_ratio,
+        )
+        for g in groups
+    ]
 
 
 def _norm(token: str) -> str:
@@ -91,7 +121,10 @@ def _is_hallucination(seg: RawSegment, options: TranscribeOptions, short: bool) 
 
 
 def clean_segments(
-    segments: list[RawSegment], options: TranscribeOptions, short: bool = False
+    segments: list[RawSegment],
+    options: TranscribeOptions,
+    short: bool = False,
+    sentences: bool = False,
 ) -> list[RawSegment]:
     """Drop hallucinated segments and collapse looped phrases inside and across segments.
 
@@ -99,7 +132,10 @@ def clean_segments(
     spoken word scores a high no-speech probability and would otherwise vanish.
     """
     kept: list[RawSegment] = []
-    for seg in segments:
+    pieces = [
+        p for seg in segments for p in split_at_pauses(seg, options.turn_gap_seconds, sentences)
+    ]
+    for seg in pieces:
         if not seg.text.strip() or _is_hallucination(seg, options, short):
             continue
         if seg.words:

@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from faster_whisper import WhisperModel
+from faster_whisper import BatchedInferencePipeline, WhisperModel
 from faster_whisper.feature_extractor import FeatureExtractor
 from faster_whisper.vad import VadOptions
 
@@ -40,6 +41,7 @@ class _Run:
     language_probability: float
     total_units: float
     report: ProgressCallback | None
+    mono: bool = False
     done_units: float = 0.0
     peak: float = 0.0
     raws: dict[int, list[RawSegment]] = field(default_factory=dict)
@@ -61,6 +63,7 @@ class Transcriber:
         self.model = model
         self.options = options or TranscribeOptions()
         self._features = FeatureExtractor(feature_size=80)
+        self._batched = BatchedInferencePipeline(model)
 
     def transcribe(
         self,
@@ -100,6 +103,7 @@ class Transcriber:
             total_units=(info.duration or 0.0) * channels,
             report=progress,
             raws={c: [] for c in range(channels)},
+            mono=not stereo,
         )
         short = info.duration is not None and info.duration < opts.short_clip_seconds
         duration = 0.0
@@ -143,27 +147,42 @@ class Transcriber:
             n = int(pad * SAMPLE_RATE)
             audio = np.pad(audio, (n, n))
         window_seconds = audio.shape[0] / SAMPLE_RATE
-        segments, info = self.model.transcribe(
-            np.ascontiguousarray(audio, dtype=np.float32),
-            language=run.language,
-            beam_size=opts.beam_size,
-            word_timestamps=opts.word_timestamps,
-            # A very short clip is (nearly) all speech: the VAD cut only risks clipping it.
-            vad_filter=opts.vad_filter and not short,
-            vad_parameters=VadOptions(
+        # A very short clip is (nearly) all speech: the VAD cut only risks clipping it.
+        vad = opts.vad_filter and not short
+        common: dict[str, Any] = {
+            "language": run.language,
+            "beam_size": opts.beam_size,
+            "word_timestamps": opts.word_timestamps,
+            "vad_parameters": VadOptions(
                 min_silence_duration_ms=opts.vad_min_silence_ms,
                 speech_pad_ms=opts.vad_speech_pad_ms,
             ),
-            # With conditioning on, base and tiny.en skipped ~20 s of speech at a window
-            # boundary in our tests; it also lets one hallucination seed the next.
-            condition_on_previous_text=False,
-            # A short clip exists because someone spoke: a lone word often scores a high
-            # no-speech probability, and skipping it would return nothing.
-            no_speech_threshold=None if short else opts.no_speech_threshold,
-            log_prob_threshold=opts.log_prob_threshold,
-            compression_ratio_threshold=opts.compression_ratio_threshold,
-            initial_prompt=opts.initial_prompt,
-        )
+            "log_prob_threshold": opts.log_prob_threshold,
+            "compression_ratio_threshold": opts.compression_ratio_threshold,
+            "initial_prompt": opts.initial_prompt,
+        }
+        samples = np.ascontiguousarray(audio, dtype=np.float32)
+        if vad and opts.batch_size > 1:
+            # The batched pipeline decodes each VAD chunk on its own (never conditioned on
+            # the previous text), several chunks at once.
+            segments, info = self._batched.transcribe(
+                samples,
+                batch_size=opts.batch_size,
+                no_speech_threshold=opts.no_speech_threshold,
+                **common,
+            )
+        else:
+            segments, info = self.model.transcribe(
+                samples,
+                vad_filter=vad,
+                # With conditioning on, base and tiny.en skipped ~20 s of speech at a window
+                # boundary in our tests; it also lets one hallucination seed the next.
+                condition_on_previous_text=False,
+                # A short clip exists because someone spoke: a lone word often scores a high
+                # no-speech probability, and skipping it would return nothing.
+                no_speech_threshold=None if short else opts.no_speech_threshold,
+                **common,
+            )
         shift = offset - pad
         end_limit = offset + window_seconds - 2 * pad
         raws: list[RawSegment] = []
@@ -188,7 +207,8 @@ class Transcriber:
                 )
             )
             run.progress(min(seg.end, window_seconds) - pad)
-        cleaned = clean_segments(raws, opts, short=short)
+        # Mono: one segment per sentence, so each gets its own voice print for the roles.
+        cleaned = clean_segments(raws, opts, short=short, sentences=run.mono)
         if run.language is None and cleaned:
             # Fix the language on the first audio that held speech, so that every later
             # window and channel is decoded in the same language.
