@@ -1,0 +1,213 @@
+"""Webhook subscriptions and deliveries; each delivery is driven by one `webhook.deliver` job.
+
+A delivery is created with the event (in the transaction that stores the detection), so
+nothing is lost between storing and sending; its body and message id are fixed then, so
+every retry sends the same bytes under the same ``webhook-id``. Attempts are counted on the
+delivery: a failed attempt puts its job back in the queue with ``run_after`` = the backoff
+(the job's own attempt counter, which guards against workers dying, starts again), and
+after the last attempt the delivery is ``dead`` until replayed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from service.db.models import Job, utcnow
+from service.db.models_detections import Detection, WebhookDelivery, WebhookSubscription
+from service.db.repositories import jobs
+
+DELIVER_KIND = "webhook.deliver"
+PENDING, DELIVERED, DEAD = "pending", "delivered", "dead"
+TEST_EVENT = "webhook.test"
+EVENT_TYPES = ("detection.created", "detection.updated")
+
+
+def create_subscription(
+    session: Session, url: str, event_types: Sequence[str], secret: str,
+    description: str | None = None,
+) -> WebhookSubscription:
+    """Add a subscription (no commit)."""
+    row = WebhookSubscription(url=url, event_types=list(event_types), secret=secret,
+                              description=description, active=True)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def get_subscription(session: Session, subscription_id: str) -> WebhookSubscription | None:
+    """One subscription by id."""
+    return session.get(WebhookSubscription, subscription_id)
+
+
+def list_subscriptions(session: Session) -> list[WebhookSubscription]:
+    """Every subscription, oldest first."""
+    return list(session.scalars(
+        select(WebhookSubscription).order_by(WebhookSubscription.created_at)
+    ))
+
+
+def delete_subscription(session: Session, subscription_id: str) -> bool:
+    """Remove a subscription and its deliveries; their queued jobs find nothing to send."""
+    row = session.get(WebhookSubscription, subscription_id)
+    if row is None:
+        return False
+    session.delete(row)
+    return True
+
+
+def _envelope(event_type: str, data: dict[str, Any], at: datetime) -> str:
+    # Standard Webhooks' recommended shape: type, timestamp, data.
+    return json.dumps({"type": event_type, "timestamp": at.isoformat(), "data": data},
+                      separators=(",", ":"), sort_keys=True)
+
+
+def _add_delivery(
+    session: Session, subscription: WebhookSubscription, message_id: str, event_type: str,
+    body: str, detection: Detection | None,
+) -> WebhookDelivery:
+    delivery = WebhookDelivery(
+        subscription_id=subscription.id, message_id=message_id, event_type=event_type,
+        detection_id=detection.id if detection else None,
+        detection_seq=detection.seq if detection else None,
+        body=body, status=PENDING, attempts=0, next_attempt_at=utcnow(),
+    )
+    session.add(delivery)
+    session.flush()
+    return delivery
+
+
+def enqueue_for_events(
+    session: Session,
+    events: Sequence[tuple[Detection, str, dict[str, Any]]],
+    new_message_id: Any,
+) -> list[str]:
+    """One delivery (and its job) per active subscription and event it subscribes to.
+
+    ``events`` holds (detection, event type, public detection dict). Joins the caller's
+    transaction; returns the new jobs' ids to announce after commit.
+    """
+    if not events:
+        return []
+    subscriptions = list(session.scalars(
+        select(WebhookSubscription).where(WebhookSubscription.active.is_(True))
+    ))
+    job_ids: list[str] = []
+    now = utcnow()
+    for detection, event_type, data in events:
+        body = _envelope(event_type, data, now)
+        for sub in subscriptions:
+            if sub.event_types and event_type not in sub.event_types:
+                continue
+            delivery = _add_delivery(session, sub, new_message_id(), event_type, body, detection)
+            job = jobs.enqueue(session, DELIVER_KIND, delivery.id)
+            job_ids.append(job.id)
+    return job_ids
+
+
+def enqueue_test(
+    session: Session, subscription: WebhookSubscription, message_id: str
+) -> tuple[WebhookDelivery, str]:
+    """A ``webhook.test`` ping to one subscription; returns the delivery and its job id."""
+    now = utcnow()
+    body = _envelope(TEST_EVENT, {"subscription_id": subscription.id,
+                                  "message": "test ping from Undertone"}, now)
+    delivery = _add_delivery(session, subscription, message_id, TEST_EVENT, body, None)
+    job = jobs.enqueue(session, DELIVER_KIND, delivery.id)
+    return delivery, job.id
+
+
+def get_delivery(session: Session, delivery_id: str) -> WebhookDelivery | None:
+    """One delivery by id."""
+    return session.get(WebhookDelivery, delivery_id)
+
+
+def list_deliveries(
+    session: Session, subscription_id: str, status: str | None = None, limit: int = 100
+) -> list[WebhookDelivery]:
+    """A subscription's deliveries, newest first."""
+    query = select(WebhookDelivery).where(WebhookDelivery.subscription_id == subscription_id)
+    if status is not None:
+        query = query.where(WebhookDelivery.status == status)
+    return list(session.scalars(
+        query.order_by(WebhookDelivery.created_at.desc(), WebhookDelivery.id).limit(limit)
+    ))
+
+
+def record_success(
+    session: Session, delivery_id: str, job_id: str, status_code: int
+) -> None:
+    """The receiver accepted: delivered, job done. Commits."""
+    now = utcnow()
+    delivery = session.get(WebhookDelivery, delivery_id)
+    if delivery is not None:
+        delivery.status = DELIVERED
+        delivery.attempts += 1
+        delivery.last_status_code = status_code
+        delivery.last_error = None
+        delivery.delivered_at = now
+        delivery.next_attempt_at = None
+    jobs.mark_done(session, job_id)
+    session.commit()
+
+
+def record_failure(
+    session: Session,
+    delivery_id: str,
+    job_id: str,
+    error: str,
+    status_code: int | None,
+    max_attempts: int,
+    delay_for: Any,
+) -> WebhookDelivery | None:
+    """A failed attempt: retry after ``delay_for(attempts)`` seconds, or dead. Commits."""
+    now = utcnow()
+    delivery = session.get(WebhookDelivery, delivery_id)
+    if delivery is None:
+        jobs.mark_done(session, job_id)
+        session.commit()
+        return None
+    delivery.attempts += 1
+    delivery.last_status_code = status_code
+    delivery.last_error = error[:2000]
+    if delivery.attempts >= max_attempts:
+        delivery.status = DEAD
+        delivery.next_attempt_at = None
+        jobs.mark_done(session, job_id)
+    else:
+        run_after = now + timedelta(seconds=float(delay_for(delivery.attempts)))
+        delivery.next_attempt_at = run_after
+        _requeue(session, job_id, run_after, error)
+    session.commit()
+    return delivery
+
+
+def _requeue(session: Session, job_id: str, run_after: datetime, error: str | None) -> None:
+    # attempts back to 0: the job's counter guards against dying workers, the delivery
+    # counts the receiver's failures.
+    session.execute(
+        update(Job)
+        .where(Job.id == job_id)
+        .values(status=jobs.QUEUED, attempts=0, lease_until=None, worker_id=None,
+                run_after=run_after, last_error=error, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+
+
+def replay(session: Session, delivery: WebhookDelivery) -> str:
+    """Send a dead (or delivered) message again, same id and body; returns its job id.
+
+    Joins the caller's transaction (no commit).
+    """
+    now = utcnow()
+    delivery.status = PENDING
+    delivery.attempts = 0
+    delivery.next_attempt_at = now
+    job = jobs.enqueue(session, DELIVER_KIND, delivery.id)
+    _requeue(session, job.id, now, None)
+    return job.id

@@ -1,0 +1,324 @@
+"""Feedback in, detections out: pull by cursor, push to a real local webhook receiver that
+fails before accepting, dead letters and replay, outcomes, incidents, a runner restart.
+
+Real API, real embedded stage threads, real PostgreSQL and SQLite; the analyzer and the
+detector are rule-based stand-ins (see `detections_support`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session, sessionmaker
+
+from service.api.app import create_app
+from service.config import (
+    ApiSettings,
+    DetectionSettings,
+    QueueSettings,
+    Settings,
+    WebhookSettings,
+)
+from service.db.engine import create_db_engine, create_session_factory
+from service.webhooks import verify
+from tests.e2e.detections_support import Receiver, RuleAnalyzer, RuleDetector, webhook_receiver
+from tests.e2e.support import wait_for
+from workers.delivery import build_delivery_handlers
+from workers.embedded import EmbeddedDispatcher
+from workers.runtime import AnalysisRuntime
+from workers.stages import build_handlers
+from workers.stages_detect import build_detection_handlers
+
+DEADLINE = 60.0
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest) -> str:
+    """A fresh, migrated database on each backend in turn."""
+    url: str = request.getfixturevalue("sqlite_url" if request.param == "sqlite"
+                                       else "postgres_url")
+    return url
+
+
+@pytest.fixture
+def session_factory(db_url: str) -> Iterator[sessionmaker[Session]]:
+    """Sessions on the test database."""
+    engine = create_db_engine(db_url)
+    try:
+        yield create_session_factory(engine)
+    finally:
+        engine.dispose()
+
+
+def _settings(db_url: str, tmp_path: Path, **detection: Any) -> Settings:
+    return Settings(
+        data_dir=tmp_path,
+        database_url=db_url,
+        api=ApiSettings(auth_enabled=False),
+        queue=QueueSettings(lease_seconds=10.0, sweep_interval_seconds=0.2, embedded_threads=2),
+        detections=DetectionSettings(**detection),
+        webhooks=WebhookSettings(timeout_seconds=2.0, max_attempts=4, backoff_base_seconds=0.1,
+                                 backoff_max_seconds=0.5, jitter=0.5, allow_private_urls=True),
+    )
+
+
+def _app(settings: Settings, factory: sessionmaker[Session]) -> TestClient:
+    analyzer = RuleAnalyzer()
+    handlers = (
+        build_handlers(analyzer)
+        | build_detection_handlers(settings.detections, detector=RuleDetector())
+        | build_delivery_handlers(settings.webhooks)
+    )
+    dispatcher = EmbeddedDispatcher(
+        settings, factory, runtime=AnalysisRuntime(settings, analyzer=analyzer), handlers=handlers
+    )
+    return TestClient(create_app(settings, dispatcher, factory))
+
+
+def _post(client: TestClient, items: list[dict[str, Any]]) -> list[str]:
+    response = client.post("/v1/feedback", json={"items": items})
+    assert response.status_code == 202, response.text
+    return [entry["id"] for entry in response.json()["items"]]
+
+
+def _item(n: int, text: str = "My parcel was late again.", **extra: Any) -> dict[str, Any]:
+    return {"external_id": f"e-{n}", "text": text, "channel": "review",
+            "customer_id": f"c-{n}", **extra}
+
+
+def _pull_all(client: TestClient, cursor: str = "0", limit: int = 2,
+              **filters: str) -> tuple[list[dict[str, Any]], str]:
+    seen: list[dict[str, Any]] = []
+    while True:
+        page = client.get("/v1/detections", params={"cursor": cursor, "limit": limit, **filters})
+        assert page.status_code == 200, page.text
+        body = page.json()
+        seen.extend(body["items"])
+        cursor = body["next_cursor"]
+        if not body["has_more"]:
+            return seen, cursor
+
+
+class TestPull:
+    def test_each_detection_once_in_order_across_pages(
+        self, db_url: str, tmp_path: Path, session_factory: sessionmaker[Session]
+    ) -> None:
+        """Pages of 2 deliver every detection once, by seq; the cursor then stays quiet."""
+        with _app(_settings(db_url, tmp_path), session_factory) as client:
+            ids = _post(client, [_item(n) for n in range(5)]
+                        + [_item(9, "Lovely staff, thank you!")])
+
+            def five() -> list[dict[str, Any]] | None:
+                seen, _ = _pull_all(client)
+                return seen if len(seen) >= 5 else None
+
+            wait_for(five, "five detections", timeout=DEADLINE)
+            seen, cursor = _pull_all(client)
+            assert len(seen) == 5
+            assert len({d["id"] for d in seen}) == 5
+            seqs = [d["seq"] for d in seen]
+            assert seqs == sorted(seqs)
+            assert {d["sources"][0]["id"] for d in seen} == set(ids[:5])
+            assert all(d["case_type"] == {"id": "case.late", "name": "Late"} for d in seen)
+            again, _ = _pull_all(client, cursor)
+            assert again == []
+            # A new detection after the cursor is the only thing the next poll returns.
+            [later] = _post(client, [_item(20, "The driver was rude.")])
+            fresh = wait_for(lambda: _pull_all(client, cursor)[0], "the new detection",
+                             timeout=DEADLINE)
+            assert [d["sources"][0]["id"] for d in fresh] == [later]
+            assert fresh[0]["seq"] > max(seqs)
+            assert _pull_all(client, "0", case_type="case.rude")[0][0]["id"] == fresh[0]["id"]
+
+    def test_same_customer_and_case_type_merge_and_come_again(
+        self, db_url: str, tmp_path: Path, session_factory: sessionmaker[Session]
+    ) -> None:
+        """A second complaint of one customer about one case type updates the detection."""
+        with _app(_settings(db_url, tmp_path), session_factory) as client:
+            _post(client, [_item(1)])
+            first = wait_for(lambda: _pull_all(client)[0], "a detection", timeout=DEADLINE)
+            cursor = _pull_all(client)[1]
+            _post(client, [{**_item(2), "customer_id": "c-1"}])
+            updated = wait_for(lambda: _pull_all(client, cursor)[0], "the update",
+                               timeout=DEADLINE)
+            everything, _ = _pull_all(client)
+        assert [d["id"] for d in updated] == [first[0]["id"]]
+        assert updated[0]["version"] == 2 and updated[0]["seq"] > first[0]["seq"]
+        assert len(updated[0]["evidence"]) == 2 and len(updated[0]["sources"]) == 2
+        assert len(everything) == 1
+
+
+class TestOutcomes:
+    def test_ack_outcome_conflicts_and_false_positive_rate(
+        self, db_url: str, tmp_path: Path, session_factory: sessionmaker[Session]
+    ) -> None:
+        """open -> acked -> closed; a changed verdict is 409; the report counts verdicts."""
+        with _app(_settings(db_url, tmp_path), session_factory) as client:
+            _post(client, [_item(n) for n in range(3)])
+            found = wait_for(lambda: (s := _pull_all(client)[0]) and len(s) == 3 and s,
+                             "three detections", timeout=DEADLINE)
+            a, b, c = (d["id"] for d in found)
+            acked = client.post(f"/v1/detections/{a}/ack")
+            assert acked.status_code == 200 and acked.json()["status"] == "acked"
+            closed = client.post(f"/v1/detections/{a}/outcome",
+                                 json={"outcome": "recovered", "notes": "refunded"})
+            assert closed.json()["status"] == "closed"
+            assert closed.json()["outcome_notes"] == "refunded"
+            same = client.post(f"/v1/detections/{a}/outcome", json={"outcome": "recovered"})
+            assert same.status_code == 200
+            changed = client.post(f"/v1/detections/{a}/outcome",
+                                  json={"outcome": "duplicate"})
+            assert changed.status_code == 409
+            assert changed.json()["error"]["code"] == "invalid_transition"
+            assert client.post(f"/v1/detections/{a}/ack").status_code == 409
+            bad = client.post(f"/v1/detections/{b}/outcome", json={"outcome": "meh"})
+            assert bad.status_code == 422
+            client.post(f"/v1/detections/{b}/outcome", json={"outcome": "not_a_complaint"})
+            client.post(f"/v1/detections/{c}/outcome", json={"outcome": "duplicate"})
+            assert client.post("/v1/detections/nope/ack").status_code == 404
+            report = client.get("/v1/reports/false-positives").json()
+            assert client.get(f"/v1/detections/{b}").json()["outcome"] == "not_a_complaint"
+        [row] = report["by_case_type"]
+        assert (row["case_type"], row["confirmed"], row["false_positives"]) == ("case.late", 2, 1)
+        assert row["false_positive_rate"] == 0.5
+        assert report["by_signal"][0]["signal"] == "negative_sentiment"
+
+
+def _subscribe(client: TestClient, url: str) -> tuple[str, str]:
+    response = client.post("/v1/webhooks", json={"url": url})
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["secret"].startswith("whsec_")
+    assert "secret" not in client.get("/v1/webhooks").json()[0]
+    return body["id"], body["secret"]
+
+
+class TestPush:
+    def test_failing_receiver_gets_each_event_once_in_effect(
+        self, db_url: str, tmp_path: Path, session_factory: sessionmaker[Session]
+    ) -> None:
+        """3 failures then 200: one accepted message per event, same id, signature valid."""
+        with webhook_receiver(Receiver(failures_per_message=3)) as receiver, \
+                _app(_settings(db_url, tmp_path), session_factory) as client:
+            hook, secret = _subscribe(client, receiver.url)
+            _post(client, [_item(n) for n in range(3)])
+            wait_for(lambda: len(receiver.accepted_ids()) >= 3, "three accepted messages",
+                     timeout=DEADLINE)
+            deliveries = client.get(f"/v1/webhooks/{hook}/deliveries").json()["items"]
+        accepted = receiver.accepted_ids()
+        assert len(accepted) == len(set(accepted)) == 3
+        for message_id in accepted:
+            assert receiver.attempts_of(message_id) == 4
+        events = []
+        for entry in receiver.accepted:
+            event = verify(entry["body"], entry["headers"], secret)
+            events.append(event)
+            assert event["type"] == "detection.created"
+        assert {e["data"]["sources"][0]["type"] for e in events} == {"feedback"}
+        assert {d["status"] for d in deliveries} == {"delivered"}
+        assert all(d["attempts"] == 4 for d in deliveries)
+        with pytest.raises(ValueError):
+            verify(receiver.accepted[0]["body"], receiver.accepted[0]["headers"],
+                   "whsec_" + "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE=")
+
+    def test_dead_letter_then_replay_with_the_same_id(
+        self, db_url: str, tmp_path: Path, session_factory: sessionmaker[Session]
+    ) -> None:
+        """After max attempts a delivery is dead and listed; a replay delivers it once."""
+        with webhook_receiver(Receiver(always_fail=True)) as receiver, \
+                _app(_settings(db_url, tmp_path), session_factory) as client:
+            hook, _secret = _subscribe(client, receiver.url)
+            _post(client, [_item(1)])
+
+            def dead() -> list[dict[str, Any]] | None:
+                items = client.get(f"/v1/webhooks/{hook}/deliveries",
+                                   params={"status": "dead"}).json()["items"]
+                return items or None
+
+            [letter] = wait_for(dead, "a dead letter", timeout=DEADLINE)
+            assert letter["attempts"] == 4
+            assert receiver.attempts_of(letter["message_id"]) == 4
+            receiver.always_fail = False
+            replayed = client.post(f"/v1/webhooks/{hook}/deliveries/{letter['id']}/replay")
+            assert replayed.status_code == 202
+            wait_for(lambda: receiver.accepted_ids(), "the replayed message", timeout=DEADLINE)
+            final = client.get(f"/v1/webhooks/{hook}/deliveries").json()["items"]
+        assert receiver.accepted_ids() == [letter["message_id"]]
+        assert [(d["status"], d["message_id"]) for d in final] == [
+            ("delivered", letter["message_id"])
+        ]
+
+    def test_test_ping_and_delete(
+        self, db_url: str, tmp_path: Path, session_factory: sessionmaker[Session]
+    ) -> None:
+        """A test ping arrives signed; a deleted subscription is gone with its deliveries."""
+        with webhook_receiver(Receiver()) as receiver, \
+                _app(_settings(db_url, tmp_path), session_factory) as client:
+            hook, secret = _subscribe(client, receiver.url)
+            assert client.post(f"/v1/webhooks/{hook}/test").status_code == 202
+            wait_for(lambda: receiver.accepted_ids(), "the ping", timeout=DEADLINE)
+            assert verify(receiver.accepted[0]["body"], receiver.accepted[0]["headers"],
+                          secret)["type"] == "webhook.test"
+            assert client.delete(f"/v1/webhooks/{hook}").status_code == 204
+            assert client.get(f"/v1/webhooks/{hook}/deliveries").status_code == 404
+
+    def test_nothing_lost_or_doubled_across_a_runner_restart(
+        self, db_url: str, tmp_path: Path, session_factory: sessionmaker[Session]
+    ) -> None:
+        """Stop the runner with deliveries pending; a new one delivers each message once."""
+        settings = _settings(db_url, tmp_path)
+        with webhook_receiver(Receiver(always_fail=True)) as receiver:
+            with _app(settings, session_factory) as client:
+                _hook, _secret = _subscribe(client, receiver.url)
+                _post(client, [_item(n) for n in range(4)])
+                wait_for(lambda: len({r["headers"]["webhook-id"] for r in receiver.requests})
+                         >= 4, "an attempt of every message", timeout=DEADLINE)
+            receiver.always_fail = False
+            with _app(settings, session_factory) as client:
+                wait_for(lambda: len(receiver.accepted_ids()) >= 4, "every message accepted",
+                         timeout=DEADLINE)
+                detections, _ = _pull_all(client)
+        accepted = receiver.accepted_ids()
+        assert len(accepted) == len(set(accepted)) == 4
+        assert len(detections) == 4
+
+
+class TestIncidents:
+    def test_a_spike_becomes_an_incident_and_detections_carry_its_id(
+        self, db_url: str, tmp_path: Path, session_factory: sessionmaker[Session]
+    ) -> None:
+        """Four 'late' complaints in one hour, none before: one incident grouping them."""
+        settings = _settings(db_url, tmp_path, incident_min_count=4, incident_p_value=0.01)
+        now = datetime.now(UTC)
+        with _app(settings, session_factory) as client:
+            # A steady history of one 'rude' complaint per hour: no spike.
+            _post(client, [_item(100 + h, "The driver was rude.", location="north",
+                                 occurred_at=(now - timedelta(hours=h)).isoformat())
+                           for h in range(1, 9)])
+            _post(client, [_item(n, location="north", occurred_at=now.isoformat())
+                           for n in range(4)])
+
+            def incident() -> list[dict[str, Any]] | None:
+                found: list[dict[str, Any]] = client.get("/v1/incidents").json()
+                return found or None
+
+            [only] = wait_for(incident, "an incident", timeout=DEADLINE)
+            grouped = wait_for(
+                lambda: (d := client.get(f"/v1/incidents/{only['id']}").json()["detection_ids"])
+                and len(d) == 4 and d, "four detections in it", timeout=DEADLINE,
+            )
+            late = [d for d in _pull_all(client, limit=50)[0]
+                    if d["case_type"]["id"] == "case.late"]
+            trends = client.get("/v1/trends", params={"bucket": "hour",
+                                                      "dimension": ["case_type", "location"]})
+        assert (only["dimension"], only["key"], only["count"]) == ("case_type", "case.late", 4)
+        assert {d["incident_id"] for d in late} == {only["id"]}
+        assert {d["id"] for d in late} == set(grouped)
+        points = trends.json()["points"]
+        assert sum(p["count"] for p in points if p["key"] == "case.rude") == 8
+        assert sum(p["count"] for p in points if p["key"] == "north") == 12

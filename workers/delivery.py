@@ -1,0 +1,125 @@
+"""`webhook.deliver`: one attempt to POST one stored message to its subscriber.
+
+The message (body, ``webhook-id``) was fixed when the event was stored; each attempt signs
+it with a fresh ``webhook-timestamp``. A 2xx marks it delivered; anything else (a status,
+a timeout, a refused connection) counts an attempt and puts the job back with exponential
+backoff and jitter; after ``max_attempts`` the delivery is dead (visible, replayable). No
+database session is open while the request is in flight. A worker dying mid-request leaves
+the job to the sweeper, which sends the same message again: receivers deduplicate on
+``webhook-id``.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import httpx
+import structlog
+
+from service.config import WebhookSettings
+from service.db.repositories import jobs, webhooks
+from service.webhooks import headers_for, private_address
+from workers.stages import ClaimedJob, SessionFactory, StageHandler
+
+log = structlog.get_logger(__name__)
+
+WEBHOOK_DELIVER = webhooks.DELIVER_KIND
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Seconds before attempt n+1 after n failed ones: base * 2^(n-1), capped, plus jitter."""
+
+    base_seconds: float
+    max_seconds: float
+    jitter: float
+
+    def delay(self, attempts: int) -> float:
+        """The wait after ``attempts`` failed attempts."""
+        plain = min(self.max_seconds, self.base_seconds * 2 ** max(0, attempts - 1))
+        # Jitter spreads the retries of many deliveries that failed together.
+        return plain * (1.0 + self.jitter * random.random())
+
+
+class WebhookDeliverHandler:
+    """Sends one delivery per job run (see the module docstring)."""
+
+    def __init__(self, options: WebhookSettings, client: httpx.Client | None = None) -> None:
+        self._options = options
+        self._backoff = Backoff(
+            options.backoff_base_seconds, options.backoff_max_seconds, options.jitter
+        )
+        self._client = client
+
+    def __call__(self, session_factory: SessionFactory, job: ClaimedJob) -> None:
+        with session_factory() as session:
+            delivery = webhooks.get_delivery(session, job.subject_id)
+            subscription = (
+                webhooks.get_subscription(session, delivery.subscription_id)
+                if delivery is not None
+                else None
+            )
+            if delivery is None or subscription is None or delivery.status != webhooks.PENDING:
+                # Deleted, or already delivered / dead (a stale announcement): nothing to send.
+                jobs.finish(session, job.id)
+                return
+            url, secret = subscription.url, subscription.secret
+            message_id, body = delivery.message_id, delivery.body
+            session.commit()
+        status_code, error = self._send(url, message_id, body, secret)
+        bound = log.bind(delivery_id=job.subject_id, message_id=message_id, url=url)
+        with session_factory() as session:
+            if error is None and status_code is not None:
+                webhooks.record_success(session, job.subject_id, job.id, status_code)
+                bound.info("webhook_delivered", status=status_code)
+                return
+            result = webhooks.record_failure(
+                session,
+                job.subject_id,
+                job.id,
+                error or "no response",
+                status_code,
+                self._options.max_attempts,
+                self._backoff.delay,
+            )
+        if result is not None:
+            bound.warning(
+                "webhook_attempt_failed",
+                attempts=result.attempts,
+                status=result.status,
+                error=error,
+            )
+
+    def _send(
+        self, url: str, message_id: str, body: str, secret: str
+    ) -> tuple[int | None, str | None]:
+        if not self._options.allow_private_urls and private_address(url):
+            return None, "private address refused (webhooks.allow_private_urls is off)"
+        headers = headers_for(message_id, body, secret)
+        try:
+            if self._client is not None:
+                response = self._client.post(
+                    url,
+                    content=body.encode(),
+                    headers=headers,
+                    timeout=self._options.timeout_seconds,
+                )
+            else:
+                response = httpx.post(
+                    url,
+                    content=body.encode(),
+                    headers=headers,
+                    timeout=self._options.timeout_seconds,
+                    follow_redirects=False,
+                )
+        except httpx.HTTPError as error:
+            return None, f"{type(error).__name__}: {error}"
+        if 200 <= response.status_code < 300:
+            return response.status_code, None
+        return response.status_code, f"HTTP {response.status_code}: {response.text[:200]}"
+
+
+def build_delivery_handlers(options: WebhookSettings) -> dict[str, StageHandler]:
+    """The webhook delivery handler, keyed by job kind (= Celery task name)."""
+    return {WEBHOOK_DELIVER: WebhookDeliverHandler(options)}
