@@ -61,5 +61,9 @@ def build_text_analyzer(settings: Settings, taxonomy_file: Path | None = None) -
 
             source = source_for(settings.resolved_database_url, taxonomy_file)
             analyzer.stages = (*analyzer.stages, build_stage(analyzer.encoder, source))
+            # Complaint detection reads the case types, so it runs after the mapping.
+            from workers.detection import DetectionStage
+
+            analyzer.stages = (*analyzer.stages, DetectionStage(source))
             _analyzers[key] = analyzer
         return analyzer
