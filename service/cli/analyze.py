@@ -178,11 +178,19 @@ def _analyze_to_file(analyzer: Any, items: list[InputLine], output: Path, batch_
         disable=not sys.stderr.isatty(),
         transient=False,
     )
+    # Complaint detection with each row's score, customer and time; baselines and repeat
+    # contacts build up per customer_id across the file's rows, in file order.
+    from workers.detection import FileDetection
+
+    detection = FileDetection.for_analyzer(analyzer)
     with progress, partial.open("w", encoding="utf-8") as handle:
         task = progress.add_task("analysing", total=len(items))
         for start in range(0, len(items), batch_size):
             batch = items[start : start + batch_size]
-            results = analyzer.analyze([item.analyzer_input() for item in batch])
+            inputs = [item.analyzer_input() for item in batch]
+            results = analyzer.analyze(inputs)
+            if detection is not None:
+                detection.run(results, inputs)
             for result in results:
                 line = validate_analysis(result).model_dump(mode="json", exclude_none=True)
                 handle.write(json.dumps(line, ensure_ascii=False) + "\n")
