@@ -309,7 +309,8 @@ def _key_phrases(
         inside = np.asarray(matrix[members].mean(axis=0)).ravel()
         # share of texts of the cluster using the term: a name should fit most of them
         used = np.asarray((matrix[members] > 0).mean(axis=0)).ravel()
-        score = (inside - overall) * used
+        # a name must fit most of the cluster (coverage) and set it apart (tf-idf ratio)
+        score = used * inside / (overall + 1e-9)
         terms: list[str] = []
         for j in np.argsort(-score):
             if score[j] <= 0 or len(terms) >= top:
