@@ -101,7 +101,8 @@ class TestTaxonomyVersions:
         """A valid file: name, version and case types, not stored."""
         text = _version(DEFAULT.read_text("utf-8"), "9.9.9")
         body = client.post("/v1/taxonomies/validate", content=text, headers=YAML).json()
-        assert body["valid"] is True and body["version"] == "9.9.9"
+        assert body["valid"] is True
+        assert body["version"] == "9.9.9"
         assert "billing_error" in {c["id"] for c in body["case_types"]}
         assert client.get("/v1/taxonomies/service_recovery/9.9.9").status_code == 404
 

@@ -86,7 +86,8 @@ class TestTaxonomyStage:
                 {"id": "b", "text": "The cat sleeps on the warm windowsill all afternoon."},
             ]
             first = [validate_analysis(r) for r in analyzer.analyze(texts)]
-            assert first[0].taxonomy is not None and first[0].taxonomy.version == "1.0.0"
+            assert first[0].taxonomy is not None
+            assert first[0].taxonomy.version == "1.0.0"
             assert first[0].model_versions["taxonomy"] == "service_recovery@1.0.0"
             ids = {c.id for c in first[0].case_types or []}
             assert {"billing_error", "staff_rude_or_unhelpful"} <= ids
@@ -95,12 +96,14 @@ class TestTaxonomyStage:
                 for c in first[0].case_types or []
                 for e in c.evidence
             )
-            assert first[1].fits_no_case_type is True and first[1].case_types == []
+            assert first[1].fits_no_case_type is True
+            assert first[1].case_types == []
 
             tools = TaxonomyTools(factory)
             tools.upload(_version("1.1.0", drop="billing_error"), activate=True)
             second = validate_analysis(analyzer.analyze(texts[:1])[0])
-            assert second.taxonomy is not None and second.taxonomy.version == "1.1.0"
+            assert second.taxonomy is not None
+            assert second.taxonomy.version == "1.1.0"
             assert "billing_error" not in {c.id for c in second.case_types or []}
         finally:
             engine.dispose()
@@ -155,7 +158,8 @@ class TestOwnerReports:
         assert report["n"] == len(texts)
         moves = {(m["from"], m["to"]): m for m in report["moves"]}
         [move] = [m for (a, _), m in moves.items() if a == "refund_not_received"]
-        assert move["count"] == 1 and "refund" in move["examples"][0]["text"]
+        assert move["count"] == 1
+        assert "refund" in move["examples"][0]["text"]
         assert report["counts"]["refund_not_received"] == {"active": 1, "draft": 0}
 
     def test_suggest_clusters_new_problems_that_fit_no_type(
