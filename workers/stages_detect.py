@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import structlog
@@ -57,7 +57,14 @@ class Detector(Protocol):
 
 
 class NlpDetector:
-    """`nlp.detect` behind the `Detector` protocol (imported on first use)."""
+    """`nlp.detect` behind the `Detector` protocol (imported on first use).
+
+    ``taxonomy`` returns the taxonomy the analyses were mapped with (case-type SLA, routing,
+    recovery options); without it detections carry no due time or routing.
+    """
+
+    def __init__(self, taxonomy: Callable[[], Any] | None = None) -> None:
+        self._taxonomy = taxonomy
 
     def evaluate(
         self,
@@ -66,18 +73,74 @@ class NlpDetector:
         baseline: dict[str, Any] | None,
         recent: Sequence[Mapping[str, Any]],
     ) -> DetectorOutput:
-        from nlp import detect as lib
+        from nlp.detect import DetectionContext, analyze_complaint, detect_call
 
-        state = lib.CustomerBaseline.from_dict(baseline) if baseline else None
-        context = lib.DetectContext(baseline=state, recent_contacts=list(recent))
-        found = lib.detect(dict(analysis), dict(item), context)
-        updated = lib.update_baseline(state, dict(analysis), dict(item))
-        return DetectorOutput([dict(d) for d in found], updated.to_dict() if updated else None)
+        customer = item.get("customer_id")
+        context = DetectionContext(
+            taxonomy=self._taxonomy() if self._taxonomy is not None else None,
+            baseline=baseline_from_dict(baseline, str(customer)) if customer else None,
+            recent_contacts=tuple(_recent_contact(c) for c in recent),
+        )
+        if "turns" in analysis:
+            outcome = detect_call(analysis, item, context)
+        else:
+            outcome = analyze_complaint(analysis, item, context)
+        state = baseline_to_dict(outcome.baseline) if outcome.baseline is not None else None
+        return DetectorOutput([dict(d) for d in outcome.detections], state)
 
     def merge(self, existing: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
-        from nlp import detect as lib
+        from nlp.detect import merge
 
-        return dict(lib.merge(existing, new))
+        return dict(merge(existing, new))
+
+
+def baseline_to_dict(baseline: Any) -> dict[str, Any]:
+    """`nlp.detect.CustomerBaseline` as JSON for the customer_baselines table."""
+    return {
+        "customer_id": baseline.customer_id,
+        "sentiment": [baseline.sentiment.n, baseline.sentiment.mean, baseline.sentiment.m2],
+        "score": [baseline.score.n, baseline.score.mean, baseline.score.m2],
+        "updated_at": baseline.updated_at.isoformat() if baseline.updated_at else None,
+    }
+
+
+def baseline_from_dict(state: dict[str, Any] | None, customer_id: str) -> Any:
+    """The stored JSON back as a `CustomerBaseline` (None when there is no history)."""
+    if not state:
+        return None
+    from nlp.detect import CustomerBaseline, RunningStat
+
+    updated = state.get("updated_at")
+    return CustomerBaseline(
+        customer_id=str(state.get("customer_id") or customer_id),
+        sentiment=RunningStat(*state.get("sentiment", (0, 0.0, 0.0))),
+        score=RunningStat(*state.get("score", (0, 0.0, 0.0))),
+        updated_at=datetime.fromisoformat(updated) if updated else None,
+    )
+
+
+def _recent_contact(contact: Mapping[str, Any]) -> Any:
+    from nlp.detect import RecentContact
+
+    analysis = contact.get("analysis") or {}
+    return RecentContact(
+        str(contact["id"]),
+        datetime.fromisoformat(str(contact["occurred_at"])),
+        [str(c["id"]) for c in analysis.get("case_types") or [] if "id" in c],
+        contact.get("channel"),
+    )
+
+
+def runtime_taxonomy(runtime: Any) -> Callable[[], Any]:
+    """The taxonomy of the analyzer's detection stage (loads the analyzer on first use)."""
+
+    def current() -> Any:
+        from workers.detection import FileDetection
+
+        found = FileDetection.for_analyzer(runtime.load())
+        return found.taxonomy if found is not None else None
+
+    return current
 
 
 class DetectionsEvaluateHandler:
@@ -113,12 +176,18 @@ class DetectionsEvaluateHandler:
             if source.customer_id is not None:
                 baseline = detections.get_baseline(session, source.customer_id)
                 recent = detections.recent_contacts(
-                    session, source.customer_id, source, self._options.recent_contacts_days,
+                    session,
+                    source.customer_id,
+                    source,
+                    self._options.recent_contacts_days,
                     self._options.recent_contacts_limit,
                 )
             output = self._detector.evaluate(source.analysis, source.item, baseline, recent)
             stored = detections.store_evaluation(
-                session, source, output.detections, self._detector.merge,
+                session,
+                source,
+                output.detections,
+                self._detector.merge,
                 timedelta(hours=self._options.merge_window_hours),
             )
             if source.customer_id is not None and output.baseline is not None:
@@ -133,8 +202,12 @@ class DetectionsEvaluateHandler:
                 incident_job = jobs.enqueue(session, INCIDENTS_EVALUATE, job.subject_id).id
             jobs.mark_done(session, job.id)
             session.commit()
-        log.info("detections_stored", subject_id=job.subject_id, events=len(stored.events),
-                 deliveries=len(delivery_jobs))
+        log.info(
+            "detections_stored",
+            subject_id=job.subject_id,
+            events=len(stored.events),
+            deliveries=len(delivery_jobs),
+        )
         self._notify(webhooks.DELIVER_KIND, delivery_jobs)
         if incident_job is not None:
             self._notify(INCIDENTS_EVALUATE, [incident_job])
@@ -166,8 +239,10 @@ class IncidentsEvaluateHandler:
                 sources = detections.sources_of(session, [d.id for d in changed])
                 delivery_jobs = webhooks.enqueue_for_events(
                     session,
-                    [(d, detections.UPDATED_EVENT, detections.to_public(d, sources[d.id]))
-                     for d in changed],
+                    [
+                        (d, detections.UPDATED_EVENT, detections.to_public(d, sources[d.id]))
+                        for d in changed
+                    ],
                     new_message_id,
                 )
             jobs.mark_done(session, job.id)
@@ -185,10 +260,15 @@ def build_detection_handlers(
     options: DetectionSettings,
     detector: Detector | None = None,
     announce: Announce | None = None,
+    runtime: Any = None,
 ) -> dict[str, StageHandler]:
-    """The detection stage handlers, keyed by job kind (= Celery task name)."""
+    """The detection stage handlers, keyed by job kind (= Celery task name).
+
+    ``runtime`` (an `AnalysisRuntime`) lends its taxonomy to the default `NlpDetector`.
+    """
+    if detector is None:
+        detector = NlpDetector(runtime_taxonomy(runtime) if runtime is not None else None)
     return {
-        DETECTIONS_EVALUATE: DetectionsEvaluateHandler(detector or NlpDetector(), options,
-                                                       announce),
+        DETECTIONS_EVALUATE: DetectionsEvaluateHandler(detector, options, announce),
         INCIDENTS_EVALUATE: IncidentsEvaluateHandler(options, announce),
     }

@@ -61,13 +61,19 @@ def list_detections(
 ) -> DetectionPage:
     """A page of detections after the cursor."""
     page = detections.list_after(
-        session, _parse_cursor(cursor), limit, status=status, kind=kind, case_type=case_type,
+        session,
+        _parse_cursor(cursor),
+        limit,
+        status=status,
+        kind=kind,
+        case_type=case_type,
         since=since,
     )
     sources = detections.sources_of(session, [d.id for d in page.items])
     return DetectionPage(
-        items=[DetectionOut.model_validate(detections.to_public(d, sources[d.id]))
-               for d in page.items],
+        items=[
+            DetectionOut.model_validate(detections.to_public(d, sources[d.id])) for d in page.items
+        ],
         next_cursor=str(page.next_cursor),
         has_more=page.has_more,
     )
@@ -105,8 +111,9 @@ def ack_detection(detection_id: str, session: Session = Depends(get_session)) ->
         row = detections.ack(session, detection_id)
     except detections.TransitionRefused as error:
         session.rollback()
-        raise Conflict(str(error), code="invalid_transition",
-                       details={"status": error.status}) from error
+        raise Conflict(
+            str(error), code="invalid_transition", details={"status": error.status}
+        ) from error
     if row is None:
         raise NotFound(f"no detection with id {detection_id}")
     session.commit()
@@ -132,8 +139,9 @@ def record_outcome(
         row = detections.record_outcome(session, detection_id, body.outcome, body.notes)
     except detections.TransitionRefused as error:
         session.rollback()
-        raise Conflict(str(error), code="invalid_transition",
-                       details={"status": error.status}) from error
+        raise Conflict(
+            str(error), code="invalid_transition", details={"status": error.status}
+        ) from error
     if row is None:
         raise NotFound(f"no detection with id {detection_id}")
     session.commit()

@@ -21,8 +21,12 @@ BUCKETS = {"hour": timedelta(hours=1), "day": timedelta(days=1)}
 MAX_BUCKETS = 24 * 90
 
 
-@router.get("/trends", response_model=TrendsOut, dependencies=READ,
-            summary="Detections per case type, team, employee and location over time")
+@router.get(
+    "/trends",
+    response_model=TrendsOut,
+    dependencies=READ,
+    summary="Detections per case type, team, employee and location over time",
+)
 def trends(
     bucket: str = Query(default="day", pattern="^(hour|day)$"),
     since: datetime | None = Query(default=None, description="Default: 30 buckets ago."),
@@ -40,15 +44,20 @@ def trends(
     if start >= end:
         raise ValidationFailed("since must be before until", code="invalid_range")
     if (end - start) / size > MAX_BUCKETS:
-        raise ValidationFailed(f"at most {MAX_BUCKETS} buckets per request",
-                               code="range_too_long")
+        raise ValidationFailed(f"at most {MAX_BUCKETS} buckets per request", code="range_too_long")
     unknown = [d for d in dimension if d not in incidents.DIMENSIONS]
     if unknown:
-        raise ValidationFailed(f"unknown dimensions {unknown}; choose from "
-                               f"{', '.join(incidents.DIMENSIONS)}", code="invalid_dimension")
+        raise ValidationFailed(
+            f"unknown dimensions {unknown}; choose from {', '.join(incidents.DIMENSIONS)}",
+            code="invalid_dimension",
+        )
     points = incidents.trend_counts(session, size, start, end, dimension)
-    return TrendsOut(bucket=bucket, since=start, until=end,  # type: ignore[arg-type]
-                     points=[TrendPoint(**p) for p in points])
+    return TrendsOut(
+        bucket=bucket,
+        since=start,
+        until=end,  # type: ignore[arg-type]
+        points=[TrendPoint(**p) for p in points],
+    )
 
 
 def _aware(value: datetime | None) -> datetime | None:
@@ -61,15 +70,28 @@ def _aware(value: datetime | None) -> datetime | None:
 
 def _incident_out(row: Incident, detection_ids: list[str] | None = None) -> IncidentOut:
     return IncidentOut(
-        id=row.id, dimension=row.dimension, key=row.key, key_name=row.key_name,
-        window_start=row.window_start, window_end=row.window_end, count=row.count,
-        expected=row.expected, p_value=row.p_value, status=row.status,
-        created_at=row.created_at, updated_at=row.updated_at, detection_ids=detection_ids,
+        id=row.id,
+        dimension=row.dimension,
+        key=row.key,
+        key_name=row.key_name,
+        window_start=row.window_start,
+        window_end=row.window_end,
+        count=row.count,
+        expected=row.expected,
+        p_value=row.p_value,
+        status=row.status,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        detection_ids=detection_ids,
     )
 
 
-@router.get("/incidents", response_model=list[IncidentOut], dependencies=READ,
-            summary="Spikes of detections far above their own baseline")
+@router.get(
+    "/incidents",
+    response_model=list[IncidentOut],
+    dependencies=READ,
+    summary="Spikes of detections far above their own baseline",
+)
 def list_incidents(
     since: datetime | None = Query(default=None, description="Windows starting at or after."),
     limit: int = Query(default=100, ge=1, le=1000),
@@ -79,8 +101,12 @@ def list_incidents(
     return [_incident_out(r) for r in incidents.list_incidents(session, _aware(since), limit)]
 
 
-@router.get("/incidents/{incident_id}", response_model=IncidentOut, dependencies=READ,
-            summary="One incident with its detections")
+@router.get(
+    "/incidents/{incident_id}",
+    response_model=IncidentOut,
+    dependencies=READ,
+    summary="One incident with its detections",
+)
 def read_incident(incident_id: str, session: Session = Depends(get_session)) -> IncidentOut:
     """The incident and the ids of the detections it groups."""
     row = incidents.get(session, incident_id)

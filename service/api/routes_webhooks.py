@@ -30,8 +30,14 @@ json_router = APIRouter(tags=["webhooks"], route_class=JsonBodyRoute)
 
 
 def _out(row: WebhookSubscription) -> WebhookOut:
-    return WebhookOut(id=row.id, url=row.url, event_types=row.event_types,
-                      description=row.description, active=row.active, created_at=row.created_at)
+    return WebhookOut(
+        id=row.id,
+        url=row.url,
+        event_types=row.event_types,
+        description=row.description,
+        active=row.active,
+        created_at=row.created_at,
+    )
 
 
 def _delivery_out(row: WebhookDelivery) -> DeliveryOut:
@@ -65,7 +71,8 @@ def create_webhook(
     if not request.app.state.settings.webhooks.allow_private_urls and private_address(url):
         raise ValidationFailed(
             f"{url} is a private or loopback address; set UNDERTONE_WEBHOOKS__ALLOW_PRIVATE_URLS"
-            "=true to allow it", code="private_url",
+            "=true to allow it",
+            code="private_url",
         )
     secret = generate_secret()
     row = webhooks.create_subscription(session, url, body.event_types, secret, body.description)
@@ -76,8 +83,9 @@ def create_webhook(
 router.include_router(json_router)
 
 
-@router.get("/webhooks", response_model=list[WebhookOut], dependencies=ADMIN,
-            summary="List subscriptions")
+@router.get(
+    "/webhooks", response_model=list[WebhookOut], dependencies=ADMIN, summary="List subscriptions"
+)
 def list_webhooks(session: Session = Depends(get_session)) -> list[WebhookOut]:
     """Every subscription (without secrets)."""
     return [_out(r) for r in webhooks.list_subscriptions(session)]
@@ -90,15 +98,23 @@ def _subscription(session: Session, webhook_id: str) -> WebhookSubscription:
     return row
 
 
-@router.get("/webhooks/{webhook_id}", response_model=WebhookOut, dependencies=ADMIN,
-            summary="Read a subscription")
+@router.get(
+    "/webhooks/{webhook_id}",
+    response_model=WebhookOut,
+    dependencies=ADMIN,
+    summary="Read a subscription",
+)
 def read_webhook(webhook_id: str, session: Session = Depends(get_session)) -> WebhookOut:
     """One subscription (without its secret)."""
     return _out(_subscription(session, webhook_id))
 
 
-@router.delete("/webhooks/{webhook_id}", status_code=204, dependencies=ADMIN,
-               summary="Delete a subscription and its deliveries")
+@router.delete(
+    "/webhooks/{webhook_id}",
+    status_code=204,
+    dependencies=ADMIN,
+    summary="Delete a subscription and its deliveries",
+)
 def delete_webhook(webhook_id: str, session: Session = Depends(get_session)) -> Response:
     """Unsubscribe; pending deliveries are dropped."""
     if not webhooks.delete_subscription(session, webhook_id):
@@ -107,8 +123,13 @@ def delete_webhook(webhook_id: str, session: Session = Depends(get_session)) -> 
     return Response(status_code=204)
 
 
-@router.post("/webhooks/{webhook_id}/test", status_code=202, response_model=DeliveryOut,
-             dependencies=ADMIN, summary="Send a signed `webhook.test` message")
+@router.post(
+    "/webhooks/{webhook_id}/test",
+    status_code=202,
+    response_model=DeliveryOut,
+    dependencies=ADMIN,
+    summary="Send a signed `webhook.test` message",
+)
 def send_test_message(
     webhook_id: str, request: Request, session: Session = Depends(get_session)
 ) -> DeliveryOut:
@@ -121,8 +142,12 @@ def send_test_message(
     return _delivery_out(delivery)
 
 
-@router.get("/webhooks/{webhook_id}/deliveries", response_model=DeliveryList,
-            dependencies=ADMIN, summary="Deliveries of a subscription (dead letters: status=dead)")
+@router.get(
+    "/webhooks/{webhook_id}/deliveries",
+    response_model=DeliveryList,
+    dependencies=ADMIN,
+    summary="Deliveries of a subscription (dead letters: status=dead)",
+)
 def list_deliveries(
     webhook_id: str,
     status: str | None = Query(default=None, pattern="^(pending|delivered|dead)$"),

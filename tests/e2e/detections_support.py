@@ -28,15 +28,30 @@ class RuleAnalyzer:
             text = str(item["text"]).lower()
             hit = next((w for w in NEGATIVE_WORDS if w in text), None)
             label = "negative" if hit else "positive"
-            scores = {"negative": 0.9 if hit else 0.05, "neutral": 0.05,
-                      "positive": 0.05 if hit else 0.9}
-            out.append({
-                "id": item["id"], "language": "en",
-                "sentiment": {"label": label, "scores": scores},
-                "sentences": [], "model_versions": {"rules": "test"},
-                "case_types": [{"id": f"case.{hit}", "name": hit.title(), "confidence": 0.8}]
-                if hit else [],
-            })
+            scores = {
+                "negative": 0.9 if hit else 0.05,
+                "neutral": 0.05,
+                "positive": 0.05 if hit else 0.9,
+            }
+            out.append(
+                {
+                    "id": item["id"],
+                    "language": "en",
+                    "sentiment": {"label": label, "scores": scores},
+                    "sentences": [
+                        {
+                            "start": 0,
+                            "end": len(item["text"]),
+                            "text": item["text"],
+                            "sentiment": {"label": label, "scores": scores},
+                        }
+                    ],
+                    "model_versions": {"rules": "test"},
+                    "case_types": [{"id": f"case.{hit}", "name": hit.title(), "confidence": 0.8}]
+                    if hit
+                    else [],
+                }
+            )
         return out
 
 
@@ -59,11 +74,13 @@ class RuleDetector:
                 {"id": case_types[0]["id"], "name": case_types[0]["name"]} if case_types else None
             ),
             "kind": "explicit",
-            "signals": [{"name": "negative_sentiment", "value": 0.9, "confidence": 0.9,
-                         "evidence": []}],
+            "signals": [
+                {"name": "negative_sentiment", "value": 0.9, "confidence": 0.9, "evidence": []}
+            ],
             "confidence": 0.9,
-            "evidence": [{"text": item.get("text", ""), "start": 0,
-                          "end": len(item.get("text", ""))}],
+            "evidence": [
+                {"text": item.get("text", ""), "start": 0, "end": len(item.get("text", ""))}
+            ],
             "priority": {"score": 0.5, "factors": {"severity": 0.5}},
             "recent_contacts": len(recent),
         }
@@ -108,10 +125,15 @@ def webhook_receiver(receiver: Receiver) -> Iterator[Receiver]:
             entry = {"headers": headers, "body": body}
             with receiver.lock:
                 receiver.requests.append(entry)
-                seen = sum(1 for r in receiver.requests
-                           if r["headers"].get("webhook-id") == headers.get("webhook-id"))
-                duplicate = any(r["headers"].get("webhook-id") == headers.get("webhook-id")
-                                for r in receiver.accepted)
+                seen = sum(
+                    1
+                    for r in receiver.requests
+                    if r["headers"].get("webhook-id") == headers.get("webhook-id")
+                )
+                duplicate = any(
+                    r["headers"].get("webhook-id") == headers.get("webhook-id")
+                    for r in receiver.accepted
+                )
                 ok = not receiver.always_fail and seen > receiver.failures_per_message
                 if ok and not duplicate:
                     # Deduplicate on webhook-id, as the docs tell receivers to.

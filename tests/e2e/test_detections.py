@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.api.app import create_app
@@ -25,7 +26,8 @@ from service.config import (
     WebhookSettings,
 )
 from service.db.engine import create_db_engine, create_session_factory
-from service.webhooks import verify
+from service.db.models import Job
+from service.webhooks import WebhookVerificationError, verify
 from tests.e2e.detections_support import Receiver, RuleAnalyzer, RuleDetector, webhook_receiver
 from tests.e2e.support import wait_for
 from workers.delivery import build_delivery_handlers
@@ -40,8 +42,9 @@ DEADLINE = 60.0
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request: pytest.FixtureRequest) -> str:
     """A fresh, migrated database on each backend in turn."""
-    url: str = request.getfixturevalue("sqlite_url" if request.param == "sqlite"
-                                       else "postgres_url")
+    url: str = request.getfixturevalue(
+        "sqlite_url" if request.param == "sqlite" else "postgres_url"
+    )
     return url
 
 
@@ -62,16 +65,22 @@ def _settings(db_url: str, tmp_path: Path, **detection: Any) -> Settings:
         api=ApiSettings(auth_enabled=False),
         queue=QueueSettings(lease_seconds=10.0, sweep_interval_seconds=0.2, embedded_threads=2),
         detections=DetectionSettings(**detection),
-        webhooks=WebhookSettings(timeout_seconds=2.0, max_attempts=4, backoff_base_seconds=0.1,
-                                 backoff_max_seconds=0.5, jitter=0.5, allow_private_urls=True),
+        webhooks=WebhookSettings(
+            timeout_seconds=2.0,
+            max_attempts=4,
+            backoff_base_seconds=0.1,
+            backoff_max_seconds=0.5,
+            jitter=0.5,
+            allow_private_urls=True,
+        ),
     )
 
 
-def _app(settings: Settings, factory: sessionmaker[Session]) -> TestClient:
+def _app(settings: Settings, factory: sessionmaker[Session], detector: Any = None) -> TestClient:
     analyzer = RuleAnalyzer()
     handlers = (
         build_handlers(analyzer)
-        | build_detection_handlers(settings.detections, detector=RuleDetector())
+        | build_detection_handlers(settings.detections, detector=detector or RuleDetector())
         | build_delivery_handlers(settings.webhooks)
     )
     dispatcher = EmbeddedDispatcher(
@@ -87,12 +96,18 @@ def _post(client: TestClient, items: list[dict[str, Any]]) -> list[str]:
 
 
 def _item(n: int, text: str = "My parcel was late again.", **extra: Any) -> dict[str, Any]:
-    return {"external_id": f"e-{n}", "text": text, "channel": "review",
-            "customer_id": f"c-{n}", **extra}
+    return {
+        "external_id": f"e-{n}",
+        "text": text,
+        "channel": "review",
+        "customer_id": f"c-{n}",
+        **extra,
+    }
 
 
-def _pull_all(client: TestClient, cursor: str = "0", limit: int = 2,
-              **filters: str) -> tuple[list[dict[str, Any]], str]:
+def _pull_all(
+    client: TestClient, cursor: str = "0", limit: int = 2, **filters: str
+) -> tuple[list[dict[str, Any]], str]:
     seen: list[dict[str, Any]] = []
     while True:
         page = client.get("/v1/detections", params={"cursor": cursor, "limit": limit, **filters})
@@ -110,8 +125,9 @@ class TestPull:
     ) -> None:
         """Pages of 2 deliver every detection once, by seq; the cursor then stays quiet."""
         with _app(_settings(db_url, tmp_path), session_factory) as client:
-            ids = _post(client, [_item(n) for n in range(5)]
-                        + [_item(9, "Lovely staff, thank you!")])
+            ids = _post(
+                client, [_item(n) for n in range(5)] + [_item(9, "Lovely staff, thank you!")]
+            )
 
             def five() -> list[dict[str, Any]] | None:
                 seen, _ = _pull_all(client)
@@ -129,8 +145,9 @@ class TestPull:
             assert again == []
             # A new detection after the cursor is the only thing the next poll returns.
             [later] = _post(client, [_item(20, "The driver was rude.")])
-            fresh = wait_for(lambda: _pull_all(client, cursor)[0], "the new detection",
-                             timeout=DEADLINE)
+            fresh = wait_for(
+                lambda: _pull_all(client, cursor)[0], "the new detection", timeout=DEADLINE
+            )
             assert [d["sources"][0]["id"] for d in fresh] == [later]
             assert fresh[0]["seq"] > max(seqs)
             assert _pull_all(client, "0", case_type="case.rude")[0][0]["id"] == fresh[0]["id"]
@@ -144,12 +161,13 @@ class TestPull:
             first = wait_for(lambda: _pull_all(client)[0], "a detection", timeout=DEADLINE)
             cursor = _pull_all(client)[1]
             _post(client, [{**_item(2), "customer_id": "c-1"}])
-            updated = wait_for(lambda: _pull_all(client, cursor)[0], "the update",
-                               timeout=DEADLINE)
+            updated = wait_for(lambda: _pull_all(client, cursor)[0], "the update", timeout=DEADLINE)
             everything, _ = _pull_all(client)
         assert [d["id"] for d in updated] == [first[0]["id"]]
-        assert updated[0]["version"] == 2 and updated[0]["seq"] > first[0]["seq"]
-        assert len(updated[0]["evidence"]) == 2 and len(updated[0]["sources"]) == 2
+        assert updated[0]["version"] == 2
+        assert updated[0]["seq"] > first[0]["seq"]
+        assert len(updated[0]["evidence"]) == 2
+        assert len(updated[0]["sources"]) == 2
         assert len(everything) == 1
 
 
@@ -160,19 +178,23 @@ class TestOutcomes:
         """open -> acked -> closed; a changed verdict is 409; the report counts verdicts."""
         with _app(_settings(db_url, tmp_path), session_factory) as client:
             _post(client, [_item(n) for n in range(3)])
-            found = wait_for(lambda: (s := _pull_all(client)[0]) and len(s) == 3 and s,
-                             "three detections", timeout=DEADLINE)
+            found = wait_for(
+                lambda: (s := _pull_all(client)[0]) and len(s) == 3 and s,
+                "three detections",
+                timeout=DEADLINE,
+            )
             a, b, c = (d["id"] for d in found)
             acked = client.post(f"/v1/detections/{a}/ack")
-            assert acked.status_code == 200 and acked.json()["status"] == "acked"
-            closed = client.post(f"/v1/detections/{a}/outcome",
-                                 json={"outcome": "recovered", "notes": "refunded"})
+            assert acked.status_code == 200
+            assert acked.json()["status"] == "acked"
+            closed = client.post(
+                f"/v1/detections/{a}/outcome", json={"outcome": "recovered", "notes": "refunded"}
+            )
             assert closed.json()["status"] == "closed"
             assert closed.json()["outcome_notes"] == "refunded"
             same = client.post(f"/v1/detections/{a}/outcome", json={"outcome": "recovered"})
             assert same.status_code == 200
-            changed = client.post(f"/v1/detections/{a}/outcome",
-                                  json={"outcome": "duplicate"})
+            changed = client.post(f"/v1/detections/{a}/outcome", json={"outcome": "duplicate"})
             assert changed.status_code == 409
             assert changed.json()["error"]["code"] == "invalid_transition"
             assert client.post(f"/v1/detections/{a}/ack").status_code == 409
@@ -203,12 +225,17 @@ class TestPush:
         self, db_url: str, tmp_path: Path, session_factory: sessionmaker[Session]
     ) -> None:
         """3 failures then 200: one accepted message per event, same id, signature valid."""
-        with webhook_receiver(Receiver(failures_per_message=3)) as receiver, \
-                _app(_settings(db_url, tmp_path), session_factory) as client:
+        with (
+            webhook_receiver(Receiver(failures_per_message=3)) as receiver,
+            _app(_settings(db_url, tmp_path), session_factory) as client,
+        ):
             hook, secret = _subscribe(client, receiver.url)
             _post(client, [_item(n) for n in range(3)])
-            wait_for(lambda: len(receiver.accepted_ids()) >= 3, "three accepted messages",
-                     timeout=DEADLINE)
+            wait_for(
+                lambda: len(receiver.accepted_ids()) >= 3,
+                "three accepted messages",
+                timeout=DEADLINE,
+            )
             deliveries = client.get(f"/v1/webhooks/{hook}/deliveries").json()["items"]
         accepted = receiver.accepted_ids()
         assert len(accepted) == len(set(accepted)) == 3
@@ -222,22 +249,28 @@ class TestPush:
         assert {e["data"]["sources"][0]["type"] for e in events} == {"feedback"}
         assert {d["status"] for d in deliveries} == {"delivered"}
         assert all(d["attempts"] == 4 for d in deliveries)
-        with pytest.raises(ValueError):
-            verify(receiver.accepted[0]["body"], receiver.accepted[0]["headers"],
-                   "whsec_" + "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE=")
+        with pytest.raises(WebhookVerificationError, match="no signature matches"):
+            verify(
+                receiver.accepted[0]["body"],
+                receiver.accepted[0]["headers"],
+                "whsec_" + "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE=",
+            )
 
     def test_dead_letter_then_replay_with_the_same_id(
         self, db_url: str, tmp_path: Path, session_factory: sessionmaker[Session]
     ) -> None:
         """After max attempts a delivery is dead and listed; a replay delivers it once."""
-        with webhook_receiver(Receiver(always_fail=True)) as receiver, \
-                _app(_settings(db_url, tmp_path), session_factory) as client:
+        with (
+            webhook_receiver(Receiver(always_fail=True)) as receiver,
+            _app(_settings(db_url, tmp_path), session_factory) as client,
+        ):
             hook, _secret = _subscribe(client, receiver.url)
             _post(client, [_item(1)])
 
             def dead() -> list[dict[str, Any]] | None:
-                items = client.get(f"/v1/webhooks/{hook}/deliveries",
-                                   params={"status": "dead"}).json()["items"]
+                items = client.get(
+                    f"/v1/webhooks/{hook}/deliveries", params={"status": "dead"}
+                ).json()["items"]
                 return items or None
 
             [letter] = wait_for(dead, "a dead letter", timeout=DEADLINE)
@@ -257,13 +290,19 @@ class TestPush:
         self, db_url: str, tmp_path: Path, session_factory: sessionmaker[Session]
     ) -> None:
         """A test ping arrives signed; a deleted subscription is gone with its deliveries."""
-        with webhook_receiver(Receiver()) as receiver, \
-                _app(_settings(db_url, tmp_path), session_factory) as client:
+        with (
+            webhook_receiver(Receiver()) as receiver,
+            _app(_settings(db_url, tmp_path), session_factory) as client,
+        ):
             hook, secret = _subscribe(client, receiver.url)
             assert client.post(f"/v1/webhooks/{hook}/test").status_code == 202
             wait_for(lambda: receiver.accepted_ids(), "the ping", timeout=DEADLINE)
-            assert verify(receiver.accepted[0]["body"], receiver.accepted[0]["headers"],
-                          secret)["type"] == "webhook.test"
+            assert (
+                verify(receiver.accepted[0]["body"], receiver.accepted[0]["headers"], secret)[
+                    "type"
+                ]
+                == "webhook.test"
+            )
             assert client.delete(f"/v1/webhooks/{hook}").status_code == 204
             assert client.get(f"/v1/webhooks/{hook}/deliveries").status_code == 404
 
@@ -276,12 +315,18 @@ class TestPush:
             with _app(settings, session_factory) as client:
                 _hook, _secret = _subscribe(client, receiver.url)
                 _post(client, [_item(n) for n in range(4)])
-                wait_for(lambda: len({r["headers"]["webhook-id"] for r in receiver.requests})
-                         >= 4, "an attempt of every message", timeout=DEADLINE)
+                wait_for(
+                    lambda: len({r["headers"]["webhook-id"] for r in receiver.requests}) >= 4,
+                    "an attempt of every message",
+                    timeout=DEADLINE,
+                )
             receiver.always_fail = False
             with _app(settings, session_factory) as client:
-                wait_for(lambda: len(receiver.accepted_ids()) >= 4, "every message accepted",
-                         timeout=DEADLINE)
+                wait_for(
+                    lambda: len(receiver.accepted_ids()) >= 4,
+                    "every message accepted",
+                    timeout=DEADLINE,
+                )
                 detections, _ = _pull_all(client)
         accepted = receiver.accepted_ids()
         assert len(accepted) == len(set(accepted)) == 4
@@ -297,11 +342,21 @@ class TestIncidents:
         now = datetime.now(UTC)
         with _app(settings, session_factory) as client:
             # A steady history of one 'rude' complaint per hour: no spike.
-            _post(client, [_item(100 + h, "The driver was rude.", location="north",
-                                 occurred_at=(now - timedelta(hours=h)).isoformat())
-                           for h in range(1, 9)])
-            _post(client, [_item(n, location="north", occurred_at=now.isoformat())
-                           for n in range(4)])
+            _post(
+                client,
+                [
+                    _item(
+                        100 + h,
+                        "The driver was rude.",
+                        location="north",
+                        occurred_at=(now - timedelta(hours=h)).isoformat(),
+                    )
+                    for h in range(1, 9)
+                ],
+            )
+            _post(
+                client, [_item(n, location="north", occurred_at=now.isoformat()) for n in range(4)]
+            )
 
             def incident() -> list[dict[str, Any]] | None:
                 found: list[dict[str, Any]] = client.get("/v1/incidents").json()
@@ -309,16 +364,63 @@ class TestIncidents:
 
             [only] = wait_for(incident, "an incident", timeout=DEADLINE)
             grouped = wait_for(
-                lambda: (d := client.get(f"/v1/incidents/{only['id']}").json()["detection_ids"])
-                and len(d) == 4 and d, "four detections in it", timeout=DEADLINE,
+                lambda: (
+                    (d := client.get(f"/v1/incidents/{only['id']}").json()["detection_ids"])
+                    and len(d) == 4
+                    and d
+                ),
+                "four detections in it",
+                timeout=DEADLINE,
             )
-            late = [d for d in _pull_all(client, limit=50)[0]
-                    if d["case_type"]["id"] == "case.late"]
-            trends = client.get("/v1/trends", params={"bucket": "hour",
-                                                      "dimension": ["case_type", "location"]})
+            late = [
+                d for d in _pull_all(client, limit=50)[0] if d["case_type"]["id"] == "case.late"
+            ]
+            trends = client.get(
+                "/v1/trends", params={"bucket": "hour", "dimension": ["case_type", "location"]}
+            )
         assert (only["dimension"], only["key"], only["count"]) == ("case_type", "case.late", 4)
         assert {d["incident_id"] for d in late} == {only["id"]}
         assert {d["id"] for d in late} == set(grouped)
         points = trends.json()["points"]
         assert sum(p["count"] for p in points if p["key"] == "case.rude") == 8
         assert sum(p["count"] for p in points if p["key"] == "north") == 12
+
+
+class TestRealDetector:
+    def test_nlp_detect_signals_merge_and_a_rerun_stores_nothing(
+        self, db_url: str, tmp_path: Path, session_factory: sessionmaker[Session]
+    ) -> None:
+        """nlp.detect through the stage: score contradiction, then a merged repeat contact."""
+        from workers.stages_detect import NlpDetector
+
+        with _app(_settings(db_url, tmp_path), session_factory, NlpDetector()) as client:
+            stars = {"score": 5, "scale": "stars_1_5", "customer_id": "c-7"}
+            [first_id] = _post(client, [{**_item(1), **stars}])
+            [first] = wait_for(lambda: _pull_all(client)[0], "a detection", timeout=DEADLINE)
+            cursor = _pull_all(client)[1]
+            _post(client, [{**_item(2, "Late again, second time I ask."), **stars}])
+            [second] = wait_for(
+                lambda: _pull_all(client, cursor)[0], "the merged update", timeout=DEADLINE
+            )
+            # Run the first item's evaluation again, as after a crash before its ack.
+            with session_factory() as session:
+                session.execute(
+                    update(Job)
+                    .where(Job.kind == "detections.evaluate", Job.subject_id == first_id)
+                    .values(status="queued", attempts=0)
+                )
+                session.commit()
+            wait_for(lambda: _all_jobs_done(session_factory), "the re-run", timeout=DEADLINE)
+            after, _ = _pull_all(client)
+        assert "score_contradiction" in {s["name"] for s in first["signals"]}
+        assert first["case_type"]["id"] == "case.late"
+        assert first["due_by"]
+        assert second["id"] == first["id"]
+        assert second["version"] == 2
+        assert "repeat_contact" in {s["name"] for s in second["signals"]}
+        assert [(d["id"], d["seq"]) for d in after] == [(second["id"], second["seq"])]
+
+
+def _all_jobs_done(factory: sessionmaker[Session]) -> bool:
+    with factory() as session:
+        return set(session.scalars(select(Job.status))) == {"done"}

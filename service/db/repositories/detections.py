@@ -97,8 +97,14 @@ def load_source(session: Session, subject_id: str) -> Source | None:
         if analysis is None:
             return None
         return Source(
-            "feedback", item.id, _item_dict(item, text=item.text), dict(analysis.result),
-            item.customer_id, item.employee_id, item.team, item.location,
+            "feedback",
+            item.id,
+            _item_dict(item, text=item.text),
+            dict(analysis.result),
+            item.customer_id,
+            item.employee_id,
+            item.team,
+            item.location,
             item.occurred_at or item.created_at,
         )
     rec = session.get(Recording, subject_id)
@@ -109,16 +115,31 @@ def load_source(session: Session, subject_id: str) -> Source | None:
         if analysis_row is None:
             return None
         return Source(
-            "recording", rec.id, _item_dict(rec), dict(analysis_row.result),
-            rec.customer_id, rec.employee_id, rec.team, rec.location,
+            "recording",
+            rec.id,
+            _item_dict(rec),
+            dict(analysis_row.result),
+            rec.customer_id,
+            rec.employee_id,
+            rec.team,
+            rec.location,
             rec.occurred_at or rec.created_at,
         )
     return None
 
 
 _ITEM_FIELDS = (
-    "external_id", "channel", "score", "scale", "customer_id", "employee_id", "team",
-    "location", "journey", "segment", "language",
+    "external_id",
+    "channel",
+    "score",
+    "scale",
+    "customer_id",
+    "employee_id",
+    "team",
+    "location",
+    "journey",
+    "segment",
+    "language",
 )
 
 
@@ -148,8 +169,11 @@ def recent_contacts(
     rows = session.execute(
         select(FeedbackItem, Analysis)
         .join(Analysis, Analysis.feedback_id == FeedbackItem.id)
-        .where(FeedbackItem.customer_id == customer_id, FeedbackItem.id != before.id,
-               func.coalesce(FeedbackItem.occurred_at, FeedbackItem.created_at) >= since)
+        .where(
+            FeedbackItem.customer_id == customer_id,
+            FeedbackItem.id != before.id,
+            func.coalesce(FeedbackItem.occurred_at, FeedbackItem.created_at) >= since,
+        )
         .order_by(FeedbackItem.created_at.desc())
         .limit(limit)
     ).all()
@@ -158,8 +182,11 @@ def recent_contacts(
     calls = session.execute(
         select(Recording, RecordingAnalysis)
         .join(RecordingAnalysis, RecordingAnalysis.recording_id == Recording.id)
-        .where(Recording.customer_id == customer_id, Recording.id != before.id,
-               func.coalesce(Recording.occurred_at, Recording.created_at) >= since)
+        .where(
+            Recording.customer_id == customer_id,
+            Recording.id != before.id,
+            func.coalesce(Recording.occurred_at, Recording.created_at) >= since,
+        )
         .order_by(Recording.created_at.desc())
         .limit(limit)
     ).all()
@@ -223,7 +250,8 @@ def find_mergeable(
         select(Detection)
         .where(
             Detection.customer_id == customer_id,
-            Detection.case_type_id.is_(None) if case_type_id is None
+            Detection.case_type_id.is_(None)
+            if case_type_id is None
             else Detection.case_type_id == case_type_id,
             Detection.status.in_((OPEN, ACKED)),
             Detection.updated_at >= since,
@@ -271,26 +299,44 @@ def store_evaluation(
             target = existing
         else:
             target = Detection(
-                seq=next_seq(session), status=OPEN, customer_id=source.customer_id,
-                employee_id=source.employee_id, team=source.team, location=source.location,
-                occurred_at=source.occurred_at, created_at=now, updated_at=now,
+                seq=next_seq(session),
+                status=OPEN,
+                customer_id=source.customer_id,
+                employee_id=source.employee_id,
+                team=source.team,
+                location=source.location,
+                occurred_at=source.occurred_at,
+                created_at=now,
+                updated_at=now,
             )
             _apply(target, payload)
             session.add(target)
             session.flush()
             merged_here[target.id] = target
             stored.events.append((target, CREATED_EVENT))
-        if session.scalar(select(DetectionSource.id).where(
-                DetectionSource.detection_id == target.id,
-                DetectionSource.source_id == source.id)) is None:
-            session.add(DetectionSource(detection_id=target.id, source_type=source.type,
-                                        source_id=source.id))
+        if (
+            session.scalar(
+                select(DetectionSource.id).where(
+                    DetectionSource.detection_id == target.id,
+                    DetectionSource.source_id == source.id,
+                )
+            )
+            is None
+        ):
+            session.add(
+                DetectionSource(
+                    detection_id=target.id, source_type=source.type, source_id=source.id
+                )
+            )
     # An updated detection's event must carry the final seq of this transaction.
     stored.events = [(merged_here[d.id], e) for d, e in stored.events]
-    session.add(DetectionEvaluation(
-        subject_id=source.id, source_type=source.type,
-        detection_ids=[d.id for d, _ in stored.events],
-    ))
+    session.add(
+        DetectionEvaluation(
+            subject_id=source.id,
+            source_type=source.type,
+            detection_ids=[d.id for d, _ in stored.events],
+        )
+    )
     session.flush()
     return stored
 
@@ -427,7 +473,10 @@ def ack(session: Session, detection_id: str, now: datetime | None = None) -> Det
 
 
 def record_outcome(
-    session: Session, detection_id: str, outcome: str, notes: str | None,
+    session: Session,
+    detection_id: str,
+    outcome: str,
+    notes: str | None,
     now: datetime | None = None,
 ) -> Detection | None:
     """open|acked -> closed with an outcome; the same outcome again is a no-op. No commit."""
@@ -476,7 +525,8 @@ def false_positive_report(session: Session, since: datetime | None = None) -> di
         by_case[key][0] += false_positive
         by_case[key][1] += 1
         signals = {
-            str(s.get("name")) for s in row.payload.get("signals", []) or []
+            str(s.get("name"))
+            for s in row.payload.get("signals", []) or []
             if isinstance(s, dict) and s.get("name")
         }
         for name in signals:
@@ -486,9 +536,13 @@ def false_positive_report(session: Session, since: datetime | None = None) -> di
 
     def rows(counts: dict[str, list[int]], label: str) -> list[dict[str, Any]]:
         return [
-            {label: key, **({"case_type_name": names.get(key)} if label == "case_type" else {}),
-             "confirmed": total, "false_positives": fp,
-             "false_positive_rate": round(fp / total, 4) if total else None}
+            {
+                label: key,
+                **({"case_type_name": names.get(key)} if label == "case_type" else {}),
+                "confirmed": total,
+                "false_positives": fp,
+                "false_positive_rate": round(fp / total, 4) if total else None,
+            }
             for key, (fp, total) in sorted(counts.items())
         ]
 

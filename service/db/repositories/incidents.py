@@ -49,8 +49,10 @@ class SpikeRule:
     def from_settings(cls, options: Any) -> SpikeRule:
         """From `service.config.DetectionSettings`."""
         return cls(
-            timedelta(minutes=options.incident_window_minutes), options.incident_baseline_windows,
-            options.incident_min_count, options.incident_p_value,
+            timedelta(minutes=options.incident_window_minutes),
+            options.incident_baseline_windows,
+            options.incident_min_count,
+            options.incident_p_value,
             tuple(options.incident_dimensions),
         )
 
@@ -96,10 +98,13 @@ def evaluate_for_source(session: Session, source_id: str, rule: SpikeRule) -> li
 
     Returns the detections that joined an incident (already re-sequenced). No commit.
     """
-    rows = list(session.scalars(
-        select(Detection).join(DetectionSource, DetectionSource.detection_id == Detection.id)
-        .where(DetectionSource.source_id == source_id)
-    ))
+    rows = list(
+        session.scalars(
+            select(Detection)
+            .join(DetectionSource, DetectionSource.detection_id == Detection.id)
+            .where(DetectionSource.source_id == source_id)
+        )
+    )
     changed: dict[str, Detection] = {}
     seen: set[tuple[str, str, datetime]] = set()
     for row in rows:
@@ -115,7 +120,11 @@ def evaluate_for_source(session: Session, source_id: str, rule: SpikeRule) -> li
 
 
 def _evaluate_window(
-    session: Session, dimension: str, key: str, start: datetime, rule: SpikeRule,
+    session: Session,
+    dimension: str,
+    key: str,
+    start: datetime,
+    rule: SpikeRule,
     example: Detection,
 ) -> list[Detection]:
     end = start + rule.window
@@ -123,27 +132,43 @@ def _evaluate_window(
     times = session.scalars(
         select(Detection.occurred_at).where(
             _key_filter(dimension, key),
-            Detection.occurred_at >= history_start, Detection.occurred_at < start,
+            Detection.occurred_at >= history_start,
+            Detection.occurred_at < start,
         )
     ).all()
-    in_window = list(session.scalars(
-        select(Detection).where(
-            _key_filter(dimension, key), Detection.occurred_at >= start,
-            Detection.occurred_at < end,
-        ).order_by(Detection.seq)
-    ))
+    in_window = list(
+        session.scalars(
+            select(Detection)
+            .where(
+                _key_filter(dimension, key),
+                Detection.occurred_at >= start,
+                Detection.occurred_at < end,
+            )
+            .order_by(Detection.seq)
+        )
+    )
     count = len(in_window)
     expected = (len(times) + 1) / rule.baseline_windows
     p = poisson_tail(count, expected)
     if count < rule.min_count or p >= rule.p_value:
         return []
-    incident = session.scalar(select(Incident).where(
-        Incident.dimension == dimension, Incident.key == key, Incident.window_start == start,
-    ))
+    incident = session.scalar(
+        select(Incident).where(
+            Incident.dimension == dimension,
+            Incident.key == key,
+            Incident.window_start == start,
+        )
+    )
     if incident is None:
         name = example.case_type_name if dimension == "case_type" else None
-        incident = Incident(dimension=dimension, key=key, key_name=name, window_start=start,
-                            window_end=end, status="open")
+        incident = Incident(
+            dimension=dimension,
+            key=key,
+            key_name=name,
+            window_start=start,
+            window_end=end,
+            status="open",
+        )
         session.add(incident)
     incident.count = count
     incident.expected = expected
@@ -166,9 +191,9 @@ def list_incidents(
     query = select(Incident)
     if since is not None:
         query = query.where(Incident.window_start >= since)
-    return list(session.scalars(
-        query.order_by(Incident.window_start.desc(), Incident.id).limit(limit)
-    ))
+    return list(
+        session.scalars(query.order_by(Incident.window_start.desc(), Incident.id).limit(limit))
+    )
 
 
 def get(session: Session, incident_id: str) -> Incident | None:
@@ -178,9 +203,11 @@ def get(session: Session, incident_id: str) -> Incident | None:
 
 def detections_of(session: Session, incident_id: str) -> list[Detection]:
     """The detections grouped in an incident, in seq order."""
-    return list(session.scalars(
-        select(Detection).where(Detection.incident_id == incident_id).order_by(Detection.seq)
-    ))
+    return list(
+        session.scalars(
+            select(Detection).where(Detection.incident_id == incident_id).order_by(Detection.seq)
+        )
+    )
 
 
 def trend_counts(

@@ -29,12 +29,16 @@ EVENT_TYPES = ("detection.created", "detection.updated")
 
 
 def create_subscription(
-    session: Session, url: str, event_types: Sequence[str], secret: str,
+    session: Session,
+    url: str,
+    event_types: Sequence[str],
+    secret: str,
     description: str | None = None,
 ) -> WebhookSubscription:
     """Add a subscription (no commit)."""
-    row = WebhookSubscription(url=url, event_types=list(event_types), secret=secret,
-                              description=description, active=True)
+    row = WebhookSubscription(
+        url=url, event_types=list(event_types), secret=secret, description=description, active=True
+    )
     session.add(row)
     session.flush()
     return row
@@ -47,9 +51,9 @@ def get_subscription(session: Session, subscription_id: str) -> WebhookSubscript
 
 def list_subscriptions(session: Session) -> list[WebhookSubscription]:
     """Every subscription, oldest first."""
-    return list(session.scalars(
-        select(WebhookSubscription).order_by(WebhookSubscription.created_at)
-    ))
+    return list(
+        session.scalars(select(WebhookSubscription).order_by(WebhookSubscription.created_at))
+    )
 
 
 def delete_subscription(session: Session, subscription_id: str) -> bool:
@@ -63,19 +67,31 @@ def delete_subscription(session: Session, subscription_id: str) -> bool:
 
 def _envelope(event_type: str, data: dict[str, Any], at: datetime) -> str:
     # Standard Webhooks' recommended shape: type, timestamp, data.
-    return json.dumps({"type": event_type, "timestamp": at.isoformat(), "data": data},
-                      separators=(",", ":"), sort_keys=True)
+    return json.dumps(
+        {"type": event_type, "timestamp": at.isoformat(), "data": data},
+        separators=(",", ":"),
+        sort_keys=True,
+    )
 
 
 def _add_delivery(
-    session: Session, subscription: WebhookSubscription, message_id: str, event_type: str,
-    body: str, detection: Detection | None,
+    session: Session,
+    subscription: WebhookSubscription,
+    message_id: str,
+    event_type: str,
+    body: str,
+    detection: Detection | None,
 ) -> WebhookDelivery:
     delivery = WebhookDelivery(
-        subscription_id=subscription.id, message_id=message_id, event_type=event_type,
+        subscription_id=subscription.id,
+        message_id=message_id,
+        event_type=event_type,
         detection_id=detection.id if detection else None,
         detection_seq=detection.seq if detection else None,
-        body=body, status=PENDING, attempts=0, next_attempt_at=utcnow(),
+        body=body,
+        status=PENDING,
+        attempts=0,
+        next_attempt_at=utcnow(),
     )
     session.add(delivery)
     session.flush()
@@ -94,9 +110,9 @@ def enqueue_for_events(
     """
     if not events:
         return []
-    subscriptions = list(session.scalars(
-        select(WebhookSubscription).where(WebhookSubscription.active.is_(True))
-    ))
+    subscriptions = list(
+        session.scalars(select(WebhookSubscription).where(WebhookSubscription.active.is_(True)))
+    )
     job_ids: list[str] = []
     now = utcnow()
     for detection, event_type, data in events:
@@ -115,8 +131,9 @@ def enqueue_test(
 ) -> tuple[WebhookDelivery, str]:
     """A ``webhook.test`` ping to one subscription; returns the delivery and its job id."""
     now = utcnow()
-    body = _envelope(TEST_EVENT, {"subscription_id": subscription.id,
-                                  "message": "test ping from Undertone"}, now)
+    body = _envelope(
+        TEST_EVENT, {"subscription_id": subscription.id, "message": "test ping from Undertone"}, now
+    )
     delivery = _add_delivery(session, subscription, message_id, TEST_EVENT, body, None)
     job = jobs.enqueue(session, DELIVER_KIND, delivery.id)
     return delivery, job.id
@@ -134,14 +151,14 @@ def list_deliveries(
     query = select(WebhookDelivery).where(WebhookDelivery.subscription_id == subscription_id)
     if status is not None:
         query = query.where(WebhookDelivery.status == status)
-    return list(session.scalars(
-        query.order_by(WebhookDelivery.created_at.desc(), WebhookDelivery.id).limit(limit)
-    ))
+    return list(
+        session.scalars(
+            query.order_by(WebhookDelivery.created_at.desc(), WebhookDelivery.id).limit(limit)
+        )
+    )
 
 
-def record_success(
-    session: Session, delivery_id: str, job_id: str, status_code: int
-) -> None:
+def record_success(session: Session, delivery_id: str, job_id: str, status_code: int) -> None:
     """The receiver accepted: delivered, job done. Commits."""
     now = utcnow()
     delivery = session.get(WebhookDelivery, delivery_id)
@@ -193,8 +210,15 @@ def _requeue(session: Session, job_id: str, run_after: datetime, error: str | No
     session.execute(
         update(Job)
         .where(Job.id == job_id)
-        .values(status=jobs.QUEUED, attempts=0, lease_until=None, worker_id=None,
-                run_after=run_after, last_error=error, updated_at=utcnow())
+        .values(
+            status=jobs.QUEUED,
+            attempts=0,
+            lease_until=None,
+            worker_id=None,
+            run_after=run_after,
+            last_error=error,
+            updated_at=utcnow(),
+        )
         .execution_options(synchronize_session=False)
     )
 
