@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import structlog
@@ -34,8 +35,14 @@ from workers.celery_config import (
     SYNC_TASK,
     celery_config,
 )
+from workers.delivery import WEBHOOK_DELIVER, build_delivery_handlers
 from workers.runtime import AnalysisRuntime, worker_id
 from workers.stages import FEEDBACK_ANALYZE, RetryPolicy, build_handlers, run_job
+from workers.stages_detect import (
+    DETECTIONS_EVALUATE,
+    INCIDENTS_EVALUATE,
+    build_detection_handlers,
+)
 from workers.stages_recording import (
     RECORDING_ANALYZE,
     RECORDING_TRANSCRIBE,
@@ -44,7 +51,15 @@ from workers.stages_recording import (
 
 log = structlog.get_logger(__name__)
 
-STAGE_KINDS = (FEEDBACK_ANALYZE, RECORDING_TRANSCRIBE, RECORDING_ANALYZE)
+STAGE_KINDS = (
+    FEEDBACK_ANALYZE, RECORDING_TRANSCRIBE, RECORDING_ANALYZE, DETECTIONS_EVALUATE,
+    INCIDENTS_EVALUATE, WEBHOOK_DELIVER,
+)
+
+
+def _send_all(celery: Celery, kind: str, job_ids: Sequence[str]) -> None:
+    for job_id in job_ids:
+        celery.send_task(kind, args=[job_id])
 
 
 class WorkerState:
@@ -62,6 +77,11 @@ class WorkerState:
             self.runtime,
             announce=lambda kind, job_id: celery.send_task(kind, args=[job_id]),
         )
+        self.handlers |= build_detection_handlers(
+            settings.detections,
+            announce=lambda kind, job_ids: _send_all(celery, kind, job_ids),
+            runtime=self.runtime,
+        ) | build_delivery_handlers(settings.webhooks)
         self.retry = RetryPolicy(max_attempts=settings.queue.max_attempts)
 
     @property

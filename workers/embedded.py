@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.config import Settings
 from service.db.repositories import jobs
 from workers.audio import WhisperRuntime
+from workers.delivery import build_delivery_handlers
 from workers.runtime import AnalysisRuntime, worker_id
 from workers.stages import (
     ClaimedJob,
@@ -27,6 +28,7 @@ from workers.stages import (
     build_handlers,
     run_claimed,
 )
+from workers.stages_detect import build_detection_handlers
 from workers.stages_recording import build_recording_handlers
 
 log = structlog.get_logger(__name__)
@@ -53,8 +55,13 @@ class EmbeddedDispatcher:
         if handlers is None:
             # Recordings: Whisper loads on the first one, not at start (text-only users
             # never pay for it); the next stage is found by the threads' own polling.
-            handlers = build_handlers(self._runtime) | build_recording_handlers(
-                settings.audio_dir, WhisperRuntime(settings), self._runtime
+            handlers = (
+                build_handlers(self._runtime)
+                | build_recording_handlers(
+                    settings.audio_dir, WhisperRuntime(settings), self._runtime
+                )
+                | build_detection_handlers(settings.detections, runtime=self._runtime)
+                | build_delivery_handlers(settings.webhooks)
             )
         self._handlers = handlers
         self._retry = RetryPolicy(max_attempts=settings.queue.max_attempts)

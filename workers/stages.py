@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.contract import validate_analysis
 from service.db.models import FeedbackItem
-from service.db.repositories import analyses, jobs, status
+from service.db.repositories import analyses, detections, jobs, status
 from workers.errors import PermanentStageError, UnknownJobKind
 
 log = structlog.get_logger(__name__)
@@ -220,6 +220,8 @@ class FeedbackAnalyzeHandler:
         except ValidationError as error:
             raise PermanentStageError(f"the analysis breaks the contract: {error}") from error
         with session_factory() as session:
+            # Joins the transaction that stores the analysis: detections follow every one.
+            jobs.enqueue(session, detections.EVALUATE_KIND, job.subject_id)
             analyses.complete_feedback_analysis(
                 session, job.id, job.subject_id, result, dict(result.get("model_versions", {}))
             )

@@ -17,7 +17,7 @@ import structlog
 from pydantic import ValidationError
 
 from service.contract import validate_analysis
-from service.db.repositories import jobs, recordings, status
+from service.db.repositories import detections, jobs, recordings, status
 from workers.call_analysis import summarise_call, turn_entry
 from workers.errors import PermanentStageError, WorkerError
 from workers.stages import Analyzer, ClaimedJob, SessionFactory, StageHandler
@@ -229,6 +229,8 @@ class RecordingAnalyzeHandler:
         analysis = self._score(transcript)
         versions = dict(analysis.get("model_versions", {}))
         with session_factory() as session:
+            # Joins the transaction that stores the analysis: detections follow every one.
+            jobs.enqueue(session, detections.EVALUATE_KIND, job.subject_id)
             recordings.complete_analysis(session, job.id, job.subject_id, analysis, versions)
 
     def _score(self, transcript: dict[str, Any]) -> dict[str, Any]:

@@ -8,7 +8,15 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.api import routes_analyze, routes_feedback, routes_health, routes_recordings
+from service.api import (
+    routes_analyze,
+    routes_detections,
+    routes_feedback,
+    routes_health,
+    routes_recordings,
+    routes_trends,
+    routes_webhooks,
+)
 from service.api.handlers import install_error_handlers
 from service.api.metrics import ApiMetrics
 from service.api.middleware import RequestContextMiddleware
@@ -70,6 +78,9 @@ def create_app(
     app.include_router(routes_recordings.router)
     app.include_router(routes_analyze.router)
     app.include_router(routes_health.router)
+    app.include_router(routes_detections.router)
+    app.include_router(routes_webhooks.router)
+    app.include_router(routes_trends.router)
     return app
 
 

@@ -148,11 +148,13 @@ def statuses(factory: sessionmaker[Session]) -> dict[str, str]:
         return dict(session.execute(select(FeedbackItem.id, FeedbackItem.status)).all())
 
 
-def job_rows(factory: sessionmaker[Session]) -> list[tuple[str, str, int]]:
-    """(subject id, status, attempts) of every job."""
+def job_rows(
+    factory: sessionmaker[Session], kind: str = "feedback.analyze"
+) -> list[tuple[str, str, int]]:
+    """(subject id, status, attempts) of every job of one kind (later stages share subjects)."""
     with factory() as session:
         return [tuple(r) for r in session.execute(  # type: ignore[misc]
-            select(Job.subject_id, Job.status, Job.attempts)
+            select(Job.subject_id, Job.status, Job.attempts).where(Job.kind == kind)
         ).all()]
 
 
