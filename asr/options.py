@@ -21,9 +21,10 @@ class TranscribeOptions:
     vad_min_silence_ms: int = 1000
     vad_speech_pad_ms: int = 400
     # VAD speech chunks decoded this many at a time (faster-whisper's batched pipeline);
-    # on 2 CPU cores batching made call audio ~1.5x faster at the same beam and words.
+    # on 2 CPU cores batch 8 made call audio ~1.5x faster at the same beam and words, but a
+    # benchmark subprocess on 3-minute audio failed with it: off until that is understood.
     # 1 decodes sequentially.
-    batch_size: int = 8
+    batch_size: int = 1
     # Whisper's own fallbacks (temperature retries) and silence skip.
     no_speech_threshold: float = 0.6
     log_prob_threshold: float = -1.0
