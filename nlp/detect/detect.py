@@ -91,7 +91,7 @@ def text_units(analysis: Mapping[str, Any], text: str, item_id: str) -> list[Uni
 def text_contact(analysis: Mapping[str, Any], item: Mapping[str, Any]) -> Contact:
     """A text item's analysis as a contact."""
     text = str(item.get("text", ""))
-    item_id = str(analysis.get("id", item.get("id", "")))
+    item_id = str(item.get("id", analysis.get("id", "")))
     return Contact(
         units=text_units(analysis, text, item_id),
         sentiment=analysis["sentiment"]["scores"],
