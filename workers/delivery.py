@@ -39,7 +39,7 @@ class Backoff:
         """The wait after ``attempts`` failed attempts."""
         plain = min(self.max_seconds, self.base_seconds * 2 ** max(0, attempts - 1))
         # Jitter spreads the retries of many deliveries that failed together.
-        return plain * (1.0 + self.jitter * random.random())
+        return float(plain * (1.0 + self.jitter * random.random()))
 
 
 class WebhookDeliverHandler:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Literal
 
 from fastapi import APIRouter, Depends, Query
 from sqlalchemy.orm import Session
@@ -28,7 +29,7 @@ MAX_BUCKETS = 24 * 90
     summary="Detections per case type, team, employee and location over time",
 )
 def trends(
-    bucket: str = Query(default="day", pattern="^(hour|day)$"),
+    bucket: Literal["hour", "day"] = Query(default="day"),
     since: datetime | None = Query(default=None, description="Default: 30 buckets ago."),
     until: datetime | None = Query(default=None, description="Default: now."),
     dimension: list[str] = Query(
@@ -55,7 +56,7 @@ def trends(
     return TrendsOut(
         bucket=bucket,
         since=start,
-        until=end,  # type: ignore[arg-type]
+        until=end,
         points=[TrendPoint(**p) for p in points],
     )
 

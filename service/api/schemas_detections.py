@@ -7,6 +7,9 @@ from typing import Any, Literal
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field
 
+EventType = Literal["detection.created", "detection.updated"]
+ALL_EVENTS: tuple[EventType, ...] = ("detection.created", "detection.updated")
+
 
 class DetectionOut(BaseModel):
     """One detection: the detector's object (case type, signals, evidence, priority, ...)
@@ -74,9 +77,7 @@ class WebhookIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     url: AnyHttpUrl
-    event_types: list[Literal["detection.created", "detection.updated"]] = Field(
-        default_factory=lambda: ["detection.created", "detection.updated"], min_length=1
-    )
+    event_types: list[EventType] = Field(default_factory=lambda: list(ALL_EVENTS), min_length=1)
     description: str | None = Field(default=None, max_length=500)
 
 

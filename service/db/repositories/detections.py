@@ -190,8 +190,8 @@ def recent_contacts(
         .order_by(Recording.created_at.desc())
         .limit(limit)
     ).all()
-    for rec, analysis in calls:
-        out.append({**_item_dict(rec), "analysis": analysis.result})
+    for rec, call in calls:
+        out.append({**_item_dict(rec), "analysis": call.result})
     out.sort(key=lambda c: str(c["occurred_at"]), reverse=True)
     return out[:limit]
 

@@ -83,7 +83,7 @@ def _key_of(row: Detection, dimension: str) -> str | None:
     value = getattr(row, DIMENSIONS[dimension].key)
     if dimension == "case_type" and value is None:
         return NO_CASE_TYPE
-    return value
+    return str(value) if value is not None else None
 
 
 def _key_filter(dimension: str, key: str) -> Any:
