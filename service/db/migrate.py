@@ -31,6 +31,15 @@ def downgrade(url: str, revision: str) -> None:
     command.downgrade(alembic_config(url), revision)
 
 
+def heads() -> list[str]:
+    """The newest revision(s) of the migration scripts; a healthy history has exactly one."""
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return list(ScriptDirectory.from_config(config).get_heads())
+
+
 def current(url: str) -> str | None:
     """The revision the database at ``url`` is at, or None when it was never migrated."""
     from alembic.runtime.migration import MigrationContext

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from service import auth
 from service.cli import app
 from service.db.engine import create_db_engine, create_session_factory
-from service.db.migrate import current
+from service.db.migrate import current, heads
 
 REPO = Path(__file__).resolve().parents[2]
 runner = CliRunner()
@@ -32,13 +32,13 @@ class TestDbCommand:
         result = runner.invoke(app, ["db", "upgrade"], env=_env(tmp_path))
         assert result.exit_code == 0, result.output
         assert (tmp_path / "undertone.db").exists()
-        assert current(f"sqlite:///{tmp_path / 'undertone.db'}") == "0002"
+        assert current(f"sqlite:///{tmp_path / 'undertone.db'}") == heads()[0]
 
     def test_upgrade_on_postgres_is_idempotent(self, tmp_path: Path, postgres_url: str) -> None:
         """Upgrading an already migrated PostgreSQL database is a no-op that succeeds."""
         result = runner.invoke(app, ["db", "upgrade"], env=_env(tmp_path, postgres_url))
         assert result.exit_code == 0, result.output
-        assert current(postgres_url) == "0002"
+        assert current(postgres_url) == heads()[0]
 
 
 class TestKeysCommand:
