@@ -64,7 +64,7 @@ def _case_types(turns: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
 
 def _negative_end(call: Mapping[str, Any], turns: Sequence[Mapping[str, Any]]) -> Signal | None:
     end = (call.get("customer") or {}).get("end")
-    if not end or end.get("label") != "negative" or float(end.get("valence", 0.0)) > -0.3:
+    if not end or end.get("label") != "negative" or float(end.get("valence", 0.0)) > -0.2:
         return None
     by_index = {int(t["index"]): t for t in turns}
     evidence = [turn_evidence(by_index[i]) for i in end.get("turns", []) if i in by_index]
