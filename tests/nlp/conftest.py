@@ -11,7 +11,7 @@ import pytest
 
 from nlp.analyzer import TextAnalyzer
 from nlp.encoder import Encoder, EncoderOptions
-from nlp.heads import load_heads
+from nlp.heads import encoder_adapter, load_heads
 from nlp.sentences import SentenceSplitter
 
 REPO = Path(__file__).resolve().parents[2]
@@ -31,12 +31,20 @@ def encoder_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
-def onnx_dir(encoder_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The encoder exported to ONNX (fp32 + int8) by nlp.onnx_export, once per session."""
+def adapter() -> Path | None:
+    """The shipped encoder adapter, if the committed heads were trained with one."""
+    return encoder_adapter(HEADS_DIR)
+
+
+@pytest.fixture(scope="session")
+def onnx_dir(
+    encoder_dir: Path, adapter: Path | None, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """The encoder (adapter merged) exported to ONNX fp32 + int8 by nlp.onnx_export, once."""
     from nlp.onnx_export import export_encoder
 
     out = tmp_path_factory.mktemp("encoder-onnx")
-    export_encoder(encoder_dir, out)
+    export_encoder(encoder_dir, out, adapter=adapter)
     return out
 
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from nlp.encoder import Encoder, EncoderOptions
+from nlp.errors import ExportError
 
 SENTENCES = [
     "I have been on hold for forty minutes and still no answer.",
@@ -29,17 +31,21 @@ def _units(encoder: Encoder, texts: list[str]) -> np.ndarray:
 
 
 class TestFaithfulness:
-    def test_int8_onnx_matches_torch(self, encoder: Encoder, encoder_dir: Path) -> None:
+    def test_int8_onnx_matches_torch(
+        self, encoder: Encoder, encoder_dir: Path, adapter: Path | None
+    ) -> None:
         """int8 ONNX text vectors stay within cosine 0.98 of torch fp32 on real sentences."""
-        torch_encoder = Encoder(encoder_dir, EncoderOptions(runtime="torch"))
+        torch_encoder = Encoder(encoder_dir, EncoderOptions(runtime="torch"), adapter=adapter)
         cosines = (_units(encoder, SENTENCES) * _units(torch_encoder, SENTENCES)).sum(axis=1)
         assert cosines.mean() >= 0.98
         assert cosines.min() >= 0.97
 
-    def test_fp32_onnx_equals_torch(self, onnx_dir: Path, encoder_dir: Path) -> None:
-        """The fp32 ONNX export computes what torch computes."""
+    def test_fp32_onnx_equals_torch(
+        self, onnx_dir: Path, encoder_dir: Path, adapter: Path | None
+    ) -> None:
+        """The fp32 ONNX export (adapter merged, if any) computes what torch computes."""
         onnx = Encoder(onnx_dir, EncoderOptions(runtime="onnx"))
-        torch_encoder = Encoder(encoder_dir, EncoderOptions(runtime="torch"))
+        torch_encoder = Encoder(encoder_dir, EncoderOptions(runtime="torch"), adapter=adapter)
         cosines = (_units(onnx, SENTENCES) * _units(torch_encoder, SENTENCES)).sum(axis=1)
         assert cosines.min() >= 0.999
 
@@ -93,3 +99,34 @@ class TestEncode:
         (encoding,) = encoder.encode([""])
         assert encoding.n_tokens == 0
         assert np.isfinite(encoding.text_vector).all()
+
+
+class TestAdapter:
+    def test_adapter_changes_the_encoder_and_is_recorded(
+        self, encoder_dir: Path, tmp_path: Path
+    ) -> None:
+        """A merged low-rank adapter changes the vectors, and its sha256 is recorded."""
+        rng = np.random.default_rng(0)
+        name = "encoder.layer.5.output.dense.weight"
+        path = tmp_path / "adapter.npz"
+        np.savez(
+            path,
+            scaling=np.float32(1.0),
+            **{
+                f"{name}::lora_A": rng.normal(size=(4, 1536)).astype(np.float32),
+                f"{name}::lora_B": rng.normal(size=(384, 4)).astype(np.float32) * 0.05,
+            },
+        )
+        base = Encoder(encoder_dir, EncoderOptions(runtime="torch"))
+        adapted = Encoder(encoder_dir, EncoderOptions(runtime="torch"), adapter=path)
+        assert base.adapter_sha256 is None
+        assert adapted.adapter_sha256 is not None
+        cosines = (_units(base, SENTENCES) * _units(adapted, SENTENCES)).sum(axis=1)
+        assert cosines.max() < 0.999
+
+    def test_adapter_for_another_model_is_refused(self, encoder_dir: Path, tmp_path: Path) -> None:
+        """An adapter naming a parameter the encoder lacks fails with the parameter's name."""
+        path = tmp_path / "adapter.npz"
+        np.savez(path, **{"no.such.weight::full": np.zeros(3, np.float32)})
+        with pytest.raises(ExportError, match=r"no\.such\.weight"):
+            Encoder(encoder_dir, EncoderOptions(runtime="torch"), adapter=path)
