@@ -160,6 +160,7 @@ class TextAnalyzer:
                 sentence: dict[str, Any] = {"start": s_start, "end": s_end}
                 sentence["text"] = text[s_start:s_end]
                 sentence.update({n: rows[offset + j] for n, rows in scored_spans.items()})
+                _merge_intensity(sentence)
                 sentences.append(sentence)
             offset += len(spans[i])
             result: dict[str, Any] = {
@@ -167,6 +168,7 @@ class TextAnalyzer:
                 "language": item.get("language") or guess_language(text),
             }
             result.update({n: rows[i] for n, rows in scored_texts.items()})
+            _merge_intensity(result)
             result["sentences"] = sentences
             result["model_versions"] = dict(versions)
             analyses.append(Analysis(result, text, spans[i], encodings[i]))
@@ -180,6 +182,28 @@ def _checked_text(item: Mapping[str, Any]) -> str:
     if not isinstance(text, str):
         raise InputError(f"item {item['id']!r}: 'text' must be a string")
     return text
+
+
+def _merge_intensity(scored: dict[str, Any]) -> None:
+    """Fold the intensity head's per-emotion values into ``emotions`` (contract shape).
+
+    The intensity regressors (SemEval EI-reg) rate how intense an emotion is in texts that
+    express it, so a value only counts as much as the emotion is there:
+    ``emotions[e].intensity = value(e) * emotions[e].score``; the text's (or sentence's)
+    overall ``intensity`` is the highest of these (without an emotions head: of the values).
+    """
+    values = scored.get("intensity")
+    if not isinstance(values, dict):
+        return
+    emotions = scored.get("emotions")
+    gated: list[float] = []
+    for label, value in values.items():
+        if isinstance(emotions, dict) and label in emotions:
+            emotions[label]["intensity"] = round(value * emotions[label]["score"], 4)
+            gated.append(emotions[label]["intensity"])
+        else:
+            gated.append(value)
+    scored["intensity"] = round(max(gated), 4) if gated else 0.0
 
 
 def _stack(parts: Sequence[FloatArray], dim: int | None = None) -> FloatArray:
