@@ -7,8 +7,8 @@ finished segment passes these checks before it reaches the transcript.
 
 from __future__ import annotations
 
-import itertools
 import re
+import zlib
 from dataclasses import dataclass
 
 from asr.options import TranscribeOptions
@@ -42,33 +42,10 @@ class RawSegment:
     compression_ratio: float
 
 
-def split_at_pauses(seg: RawSegment, pause: float, sentences: bool = False) -> list[RawSegment]:
-    """Split a segment where its words are more than ``pause`` seconds apart.
-
-    The batched pipeline decodes VAD chunks of up to 30 s, so one segment can span two turns
-    of a speaker with the other party talking in between; turns need the pause kept.
-    """
-    if len(seg.words) < 2:
-        return [seg]
-    groups: list[list[Word]] = [[seg.words[0]]]
-    for prev, word in itertools.pairwise(seg.words):
-        if word.start - prev.end > pause or (sentences and prev.word.rstrip()[-1:] in ".?!"):
-            groups.append([])
-        groups[-1].append(word)
-    if len(groups) == 1:
-        return [seg]
-    return [
-        RawSegment(
-            start=g[0].start,
-            end=g[-1].end,
-            text="".join(w.word for w in g).strip(),
-            words=g,
-            avg_logprob=seg.avg_logprob,
-            no_speech_prob=seg.no_speech_prob,
-            compression_ratio=seg.compression_ratio,
-        )
-        for g in groups
-    ]
+def compression_ratio(text: str) -> float:
+    """Whisper's measure: text bytes over their zlib-compressed size (loops compress well)."""
+    data = text.encode("utf-8")
+    return len(data) / len(zlib.compress(data)) if data else 0.0
 
 
 def _norm(token: str) -> str:
@@ -113,7 +90,10 @@ def _is_hallucination(seg: RawSegment, options: TranscribeOptions, short: bool) 
         return True
     if seg.avg_logprob < options.min_avg_logprob:
         return True
-    if seg.compression_ratio > options.compression_ratio_threshold:
+    # Whisper's ratio covers its whole 30 s window (every segment of the window carries
+    # it), so a window of repetitive but real speech ("the next complaint is about ...")
+    # would lose all its segments; the segment's own text is what a loop shows in.
+    if compression_ratio(seg.text) > options.compression_ratio_threshold:
         return True
     lowered = seg.text.lower()
     unsure = seg.no_speech_prob > 0.3 or seg.avg_logprob < -0.6
@@ -124,7 +104,6 @@ def clean_segments(
     segments: list[RawSegment],
     options: TranscribeOptions,
     short: bool = False,
-    sentences: bool = False,
 ) -> list[RawSegment]:
     """Drop hallucinated segments and collapse looped phrases inside and across segments.
 
@@ -132,10 +111,7 @@ def clean_segments(
     spoken word scores a high no-speech probability and would otherwise vanish.
     """
     kept: list[RawSegment] = []
-    pieces = [
-        p for seg in segments for p in split_at_pauses(seg, options.turn_gap_seconds, sentences)
-    ]
-    for seg in pieces:
+    for seg in segments:
         if not seg.text.strip() or _is_hallucination(seg, options, short):
             continue
         if seg.words:

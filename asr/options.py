@@ -20,11 +20,11 @@ class TranscribeOptions:
     vad_filter: bool = True
     vad_min_silence_ms: int = 1000
     vad_speech_pad_ms: int = 400
-    # VAD speech chunks decoded this many at a time (faster-whisper's batched pipeline);
-    # on 2 CPU cores batch 8 made call audio ~1.5x faster at the same beam and words, but a
-    # benchmark subprocess on 3-minute audio failed with it: off until that is understood.
-    # 1 decodes sequentially.
-    batch_size: int = 1
+    # VAD speech chunks (up to 30 s each) decoded this many at a time (faster-whisper's
+    # batched pipeline); 1 decodes sequentially. Batched skips silence and hold music
+    # outright and decodes chunks side by side: the call-like speed target needs it
+    # (benchmarks/results/asr_speed.json); LJ WER batched vs sequential in asr_wer.json.
+    batch_size: int = 8
     # Whisper's own fallbacks (temperature retries) and silence skip.
     no_speech_threshold: float = 0.6
     log_prob_threshold: float = -1.0

@@ -22,7 +22,7 @@ from asr.audio import SAMPLE_RATE, FloatArray, probe, stream_audio
 from asr.errors import LayoutMismatchError, SilentAudioError
 from asr.guards import RawSegment, clean_segments
 from asr.options import TranscribeOptions
-from asr.speakers import assign_mono_roles, merge_turns, to_segment, voice_print
+from asr.speakers import assign_mono_roles, merge_turns, split_turns, to_segment, voice_print
 from asr.types import LAYOUTS, Layout, Segment, Transcript, Word
 from asr.windows import windows
 
@@ -64,6 +64,7 @@ class Transcriber:
         self.options = options or TranscribeOptions()
         self._features = FeatureExtractor(feature_size=80)
         self._batched = BatchedInferencePipeline(model)
+        self._chunk_seconds: int = model.feature_extractor.chunk_length
 
     def transcribe(
         self,
@@ -149,6 +150,7 @@ class Transcriber:
         window_seconds = audio.shape[0] / SAMPLE_RATE
         # A very short clip is (nearly) all speech: the VAD cut only risks clipping it.
         vad = opts.vad_filter and not short
+        batched = vad and opts.batch_size > 1
         common: dict[str, Any] = {
             "language": run.language,
             "beam_size": opts.beam_size,
@@ -156,18 +158,28 @@ class Transcriber:
             "vad_parameters": VadOptions(
                 min_silence_duration_ms=opts.vad_min_silence_ms,
                 speech_pad_ms=opts.vad_speech_pad_ms,
+                # The batched pipeline decodes each VAD chunk as one 30 s Whisper window.
+                # It caps chunks at 30 s itself only when given no VadOptions or a dict;
+                # given VadOptions (inf by default), a chunk of dense speech ran past 30 s,
+                # the words past 30 s were lost and the word alignment read beyond the
+                # encoder output: a segfault in CTranslate2 on 3 minutes of dense speech.
+                max_speech_duration_s=float(self._chunk_seconds) if batched else float("inf"),
             ),
             "log_prob_threshold": opts.log_prob_threshold,
             "compression_ratio_threshold": opts.compression_ratio_threshold,
             "initial_prompt": opts.initial_prompt,
         }
         samples = np.ascontiguousarray(audio, dtype=np.float32)
-        if vad and opts.batch_size > 1:
+        if batched:
             # The batched pipeline decodes each VAD chunk on its own (never conditioned on
             # the previous text), several chunks at once.
             segments, info = self._batched.transcribe(
                 samples,
                 batch_size=opts.batch_size,
+                # Text only (the default): with timestamp tokens, a chunk's last sentence
+                # is dropped when Whisper stops at a timestamp expecting a next window that
+                # the batched pipeline never decodes (lost in our tests). A chunk comes back
+                # as one segment; split_turns cuts it at sentences and pauses (word times).
                 no_speech_threshold=opts.no_speech_threshold,
                 **common,
             )
@@ -207,8 +219,8 @@ class Transcriber:
                 )
             )
             run.progress(min(seg.end, window_seconds) - pad)
-        # Mono: one segment per sentence, so each gets its own voice print for the roles.
-        cleaned = clean_segments(raws, opts, short=short, sentences=run.mono)
+        # One segment per sentence: each gets its own guards and (mono) voice print.
+        cleaned = clean_segments(split_turns(raws, opts), opts, short=short)
         if run.language is None and cleaned:
             # Fix the language on the first audio that held speech, so that every later
             # window and channel is decoded in the same language.

@@ -5,9 +5,11 @@
 Sets (all from ../shared/data/asr_audio):
 - LJ Speech clips LJ001-0001..0025 (reference: metadata column 3), target WER <= 5% (base);
 - stereo_diarization.wav, left channel = agent, right = customer: both right and attributed;
-- short 8 kHz utterances: single words cut from the LJ clips at word timestamps (with 60 ms
-  margins), resampled to 8 kHz; the reference is the LJ transcript's own word. Target <= 10%
-  with the deployment's language hint ("en"); bare faster-whisper (defaults) beside it.
+- short 8 kHz utterances, target <= 10% with the deployment's language hint ("en"):
+  spans of 1-3 words cut from the LJ clips at word timestamps (see ``lj_phrases``), and
+  words, digits and short phrases spoken by espeak-ng in 3 voices; all resampled to 8 kHz.
+  Bare faster-whisper (default options, and with language="en") on the same clips beside it.
+LJ is run by our pipeline sequentially (batch 1) and batched (batch 8), and bare.
 WER uses Whisper's EnglishTextNormalizer from the pinned PyPI package `whisper-normalizer`
 (a copy of openai-whisper's normalizers). Results: benchmarks/results/asr_wer.json.
 """
@@ -16,9 +18,13 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
 import logging
+import os
 import platform
+import shutil
+import subprocess
 import tempfile
 import time
 import wave
@@ -77,36 +83,96 @@ def to_8k(audio: np.ndarray) -> np.ndarray:
     return np.fft.irfft(spectrum, n=len(audio))[::2]
 
 
-def short_utterances(
-    transcriber: Transcriber, clips: list[tuple[Path, str]], out_dir: Path, per_clip: int
+def _cut(audio: np.ndarray, a: float, b: float) -> np.ndarray:
+    cut = audio[max(0, int(a * SAMPLE_RATE)) : min(len(audio), int(b * SAMPLE_RATE))].copy()
+    fade = min(len(cut) // 4, SAMPLE_RATE // 50)  # 20 ms ramps: no clicks at the cuts
+    ramp = np.linspace(0.0, 1.0, fade)
+    cut[:fade] *= ramp
+    cut[len(cut) - fade :] *= ramp[::-1]
+    return cut
+
+
+def lj_phrases(
+    transcriber: Transcriber, clips: list[tuple[Path, str]], out_dir: Path
 ) -> list[tuple[Path, str]]:
-    """Single words cut from the clips where the recognised word matches the reference."""
+    """Spans of 1, 2 and 3 words cut from the LJ clips between pauses, resampled to 8 kHz.
+
+    Word times come from a pass over the whole clip with the language given. One span of
+    each length per clip, not overlapping, each of its words a word of the reference heard
+    surely (p >= 0.8; a lone word has 4+ letters: a cut-out "the" is no utterance). Where
+    the span stands next to a pause (a gap in the word times, or the clip's edge) the cut
+    takes half the pause (at most 0.3 s); inside running speech it is cut at the word's
+    own edge, since any margin there is a piece of the neighbouring word. Then 20 ms fades.
+    Read speech runs words together, so an edge cut can still clip or keep a sliver: each
+    item says whether both its sides were pauses (``isolated``), and the result is
+    reported for those alone too. The reference is the span's words.
+    """
     items: list[tuple[Path, str]] = []
     for path, ref in clips:
         audio = np.concatenate(list(stream_audio(path, channels=1)), axis=1)[0]
+        total = len(audio) / SAMPLE_RATE
         ref_words = {_normalise(w) for w in ref.split()}
-        transcript = transcriber.transcribe(path, language="en")
-        words = [w for s in transcript.segments for w in s.words]
-        taken = 0
-        for w in words:
-            norm = _normalise(w.word)
-            # Content words the model heard surely: function words ("the") are swallowed by
-            # their neighbours in read speech and are no isolated utterance once cut out.
-            if len(norm) < 5 or norm not in ref_words or w.probability < 0.8:
-                continue
-            if taken >= per_clip:
+        words = [w for s in transcriber.transcribe(path, language="en").segments for w in s.words]
+        k = 0
+        for n in (1, 2, 3):
+            while k + n <= len(words):
+                span = words[k : k + n]
+                if any(
+                    _normalise(w.word) not in ref_words
+                    or w.probability < 0.8
+                    or (n == 1 and len(_normalise(w.word)) < 4)
+                    for w in span
+                ):
+                    k += 1
+                    continue
+                left = words[k - 1].end if k > 0 else 0.0
+                right = words[k + n].start if k + n < len(words) else total
+                gap_l = span[0].start - left if k > 0 else span[0].start + 1.0
+                gap_r = right - span[-1].end if k + n < len(words) else total - span[-1].end + 1.0
+                a = span[0].start - min(0.3, gap_l / 2) if gap_l >= 0.1 else span[0].start
+                b = span[-1].end + min(0.3, gap_r / 2) if gap_r >= 0.1 else span[-1].end
+                kind = "isolated" if gap_l >= 0.1 and gap_r >= 0.1 else "edge-cut"
+                target = out_dir / f"{path.stem}-{n}w-{kind}.wav"
+                write_wav(target, to_8k(_cut(audio, max(0.0, a), min(total, b))), 8_000)
+                text = "".join(w.word for w in span).strip(" .,;:!?\"'")
+                items.append((target, text))
+                k += n + 1  # no overlap, and not the very next word: new audio each time
                 break
-            a = max(0, int((w.start - 0.03) * SAMPLE_RATE))
-            b = min(len(audio), int((w.end + 0.03) * SAMPLE_RATE))
-            cut = audio[a:b].copy()
-            fade = min(len(cut) // 4, SAMPLE_RATE // 50)  # 20 ms ramps: no clicks at the cuts
-            ramp = np.linspace(0.0, 1.0, fade)
-            cut[:fade] *= ramp
-            cut[len(cut) - fade :] *= ramp[::-1]
-            target = out_dir / f"{path.stem}-{taken}.wav"
-            write_wav(target, to_8k(cut), 8_000)
-            items.append((target, w.word.strip(" .,;:!?\"'")))
-            taken += 1
+    return items
+
+
+# What callers say to a phone menu or an agent in a word or three.
+SPOKEN = [
+    "yes", "no", "zero", "one", "two", "three", "four", "five", "six", "seven", "eight",
+    "nine", "cancel", "refund", "billing", "agent", "operator", "account", "hello",
+    "thank you", "yes please", "speak to an agent", "my account", "cancel my order",
+]  # fmt: skip
+VOICES = [("en-us", 50), ("en-us+f3", 70), ("en-gb", 40)]
+
+
+def espeak_utterances(out_dir: Path) -> list[tuple[Path, str]]:
+    """Words, digits and short phrases spoken by espeak-ng (3 voices), at 8 kHz."""
+    items: list[tuple[Path, str]] = []
+    for v, (voice, pitch) in enumerate(VOICES):
+        for i, text in enumerate(SPOKEN):
+            wav = subprocess.run(
+                ["espeak-ng", "-v", voice, "-p", str(pitch), "-s", "150", "--stdout", text],
+                capture_output=True,
+                check=True,
+            ).stdout
+            with wave.open(io.BytesIO(wav)) as w:
+                rate = w.getframerate()
+                pcm = np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16)
+            audio = pcm.astype(np.float32) / 32768
+            # espeak-ng speaks at 22.05 kHz: to 16 kHz, then the phone line's 8 kHz.
+            audio16 = np.interp(
+                np.arange(0, len(audio) * SAMPLE_RATE // rate) * rate / SAMPLE_RATE,
+                np.arange(len(audio)),
+                audio,
+            )
+            target = out_dir / f"espeak-{v}-{i}.wav"
+            write_wav(target, to_8k(audio16), 8_000)
+            items.append((target, text))
     return items
 
 
@@ -118,17 +184,65 @@ def text_or_empty(transcriber: Transcriber, path: Path) -> str:
         return ""
 
 
-def bare_text(model: WhisperModel, path: Path) -> str:
-    segments, _ = model.transcribe(str(path))
+def bare_text(model: WhisperModel, path: Path, language: str | None = None) -> str:
+    segments, _ = model.transcribe(str(path), language=language)
     return " ".join(s.text for s in segments)
+
+
+def errors(items: list[tuple[str, str, str]]) -> list[dict[str, str]]:
+    """The (name, reference, hypothesis) triples whose normalised texts differ."""
+    return [
+        {"clip": name, "ref": _normalise(r), "hyp": _normalise(h)}
+        for name, r, h in items
+        if _normalise(r) != _normalise(h)
+    ]
+
+
+def short_set(
+    name: str, items: list[tuple[Path, str]], hinted: Transcriber, model: WhisperModel
+) -> dict[str, Any]:
+    refs = [r for _, r in items]
+    ours = [text_or_empty(hinted, p) for p, _ in items]
+    bare = [bare_text(model, p) for p, _ in items]
+    bare_en = [bare_text(model, p, "en") for p, _ in items]
+    isolated = [i for i, (p, _) in enumerate(items) if "isolated" in p.stem]
+    entry = {
+        "utterances": len(items),
+        "words": sum(len(_normalise(r).split()) for r in refs),
+        "wer_ours_language_hint": wer(refs, ours),
+        "wer_bare_defaults": wer(refs, bare),
+        "wer_bare_language_en": wer(refs, bare_en),
+        "target": "<= 0.10",
+        "isolated_utterances": len(isolated),
+        "wer_ours_isolated_only": (
+            wer([refs[i] for i in isolated], [ours[i] for i in isolated]) if isolated else None
+        ),
+        "wer_bare_isolated_only": (
+            wer([refs[i] for i in isolated], [bare[i] for i in isolated]) if isolated else None
+        ),
+        "errors_ours": errors([(p.stem, r, h) for (p, r), h in zip(items, ours, strict=True)]),
+        "errors_bare_defaults": errors(
+            [(p.stem, r, h) for (p, r), h in zip(items, bare, strict=True)]
+        ),
+    }
+    print(
+        f"{name} ({len(items)}): ours {entry['wer_ours_language_hint']:.3%}, bare "
+        f"{entry['wer_bare_defaults']:.3%}, bare+en {entry['wer_bare_language_en']:.3%}",
+        flush=True,
+    )
+    return entry
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data-dir", type=Path, default=REPO.parent / "shared" / "data")
     parser.add_argument("--model", choices=["base", "tiny.en"], default="base")
-    parser.add_argument("--words-per-clip", type=int, default=3)
+    parser.add_argument(
+        "--batch-size", type=int, default=None, help="Default: the product's (AsrSettings)."
+    )
     args = parser.parse_args()
+    if args.batch_size is None:
+        args.batch_size = Settings().asr.batch_size
     logging.getLogger("faster_whisper").setLevel(logging.WARNING)
     if not (args.data_dir / "asr_audio").is_dir():
         raise SystemExit(f"no {args.data_dir / 'asr_audio'}: pass --data-dir")
@@ -138,31 +252,40 @@ def main() -> None:
         compute_type="int8",
         cpu_threads=2,
     )
-    ours = Transcriber(model)
-    hinted = Transcriber(model, TranscribeOptions(language="en"))
-    results: dict[str, Any] = {"model": args.model, "machine": platform.machine(), "sets": {}}
+    sequential = Transcriber(model, TranscribeOptions(batch_size=1))
+    batched = Transcriber(model, TranscribeOptions(batch_size=8))
+    ours = batched if args.batch_size > 1 else sequential
+    hinted = Transcriber(model, TranscribeOptions(language="en", batch_size=args.batch_size))
+    results: dict[str, Any] = {
+        "model": args.model,
+        "machine": platform.machine(),
+        "batch_size": args.batch_size,
+        "load_average_before": os.getloadavg(),
+        "sets": {},
+    }
 
     clips = lj_clips(args.data_dir)
-    t0 = time.perf_counter()
-    hyps = [text_or_empty(ours, p) for p, _ in clips]
-    seconds = time.perf_counter() - t0
-    bare_hyps_lj = [bare_text(model, p) for p, _ in clips]
     refs_lj = [r for _, r in clips]
-    lj = {
-        "clips": len(clips),
-        "wer": wer(refs_lj, hyps),
-        "wer_bare_defaults": wer(refs_lj, bare_hyps_lj),
-        "seconds": seconds,
-        "target": "<= 0.05 (base)",
-        "errors_ours": [
-            {"clip": p.stem, "ref": _normalise(r), "hyp": _normalise(h)}
-            for (p, r), h in zip(clips, hyps, strict=True)
-            if _normalise(r) != _normalise(h)
-        ],
-    }
+    lj: dict[str, Any] = {"clips": len(clips), "target": "<= 0.05 (base)"}
+    for label, transcriber in (("sequential", sequential), ("batched", batched)):
+        t0 = time.perf_counter()
+        hyps = [text_or_empty(transcriber, p) for p, _ in clips]
+        lj[f"seconds_{label}"] = time.perf_counter() - t0
+        lj[f"wer_ours_{label}"] = wer(refs_lj, hyps)
+        lj[f"errors_ours_{label}"] = errors(
+            [(p.stem, r, h) for (p, r), h in zip(clips, hyps, strict=True)]
+        )
+    bare_hyps_lj = [bare_text(model, p) for p, _ in clips]
+    lj["wer_bare_defaults"] = wer(refs_lj, bare_hyps_lj)
+    lj["errors_bare_defaults"] = errors(
+        [(p.stem, r, h) for (p, r), h in zip(clips, bare_hyps_lj, strict=True)]
+    )
+    lj["wer"] = lj[f"wer_ours_{'batched' if args.batch_size > 1 else 'sequential'}"]
     results["sets"]["ljspeech"] = lj
     print(
-        f"LJ Speech ({len(clips)} clips): WER {lj['wer']:.3%}, bare {lj['wer_bare_defaults']:.3%}"
+        f"LJ Speech ({len(clips)} clips): sequential {lj['wer_ours_sequential']:.3%}, batched "
+        f"{lj['wer_ours_batched']:.3%}, bare {lj['wer_bare_defaults']:.3%}",
+        flush=True,
     )
 
     stereo = args.data_dir / "asr_audio" / "faster_whisper_testdata" / "stereo_diarization.wav"
@@ -176,26 +299,14 @@ def main() -> None:
         print(f"stereo {s}: WER {v['wer']:.3%}  {v['text']!r}")
 
     with tempfile.TemporaryDirectory() as tmp:
-        items = short_utterances(hinted, clips, Path(tmp), args.words_per_clip)
-        refs = [r for _, r in items]
-        ours_hyps = [text_or_empty(hinted, p) for p, _ in items]
-        bare_hyps = [bare_text(model, p) for p, _ in items]
-    short = {
-        "utterances": len(items),
-        "wer_ours_language_hint": wer(refs, ours_hyps),
-        "wer_bare_defaults": wer(refs, bare_hyps),
-        "target": "<= 0.10",
-        "errors_ours": [
-            {"ref": r, "hyp": h}
-            for r, h in zip(refs, ours_hyps, strict=True)
-            if _normalise(r) != _normalise(h)
-        ],
-    }
-    results["sets"]["short_8khz"] = short
-    print(
-        f"short 8 kHz words ({len(items)}): ours {short['wer_ours_language_hint']:.3%}, "
-        f"bare {short['wer_bare_defaults']:.3%}"
-    )
+        lj_items = lj_phrases(hinted, clips, Path(tmp))
+        results["sets"]["short_8khz_lj"] = short_set("LJ phrases 8 kHz", lj_items, hinted, model)
+        if shutil.which("espeak-ng"):
+            es_items = espeak_utterances(Path(tmp))
+            results["sets"]["short_8khz_espeak"] = short_set(
+                "espeak-ng 8 kHz", es_items, hinted, model
+            )
+    results["load_average_after"] = os.getloadavg()
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     print(f"written {RESULTS}")

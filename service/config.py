@@ -67,6 +67,9 @@ class AsrSettings(BaseModel):
     cpu_threads: int = Field(default=0, ge=0)
     # ISO 639-1 hint for deployments that know their callers' language (telephone audio).
     language: str | None = None
+    # VAD chunks decoded this many at a time (faster-whisper's batched pipeline); 1 decodes
+    # sequentially. See benchmarks/results/asr_speed.json and asr_wer.json.
+    batch_size: int = Field(default=8, ge=1, le=32)
 
 
 class DetectionSettings(BaseModel):

@@ -27,7 +27,6 @@ from sqlalchemy.pool import NullPool
 from service.config import Settings
 from service.db.engine import create_db_engine, create_session_factory
 from service.db.repositories import jobs
-from workers.audio import WhisperRuntime
 from workers.celery_config import (
     AUDIO_QUEUE,
     AUDIO_TASKS,
@@ -48,6 +47,7 @@ from workers.stages_recording import (
     RECORDING_TRANSCRIBE,
     build_recording_handlers,
 )
+from workers.transcribe import TranscriptionRuntime
 
 log = structlog.get_logger(__name__)
 
@@ -73,7 +73,7 @@ class WorkerState:
         # Whisper loads on the first recording this process takes, not at start.
         self.handlers = build_handlers(self.runtime) | build_recording_handlers(
             settings.audio_dir,
-            WhisperRuntime(settings),
+            TranscriptionRuntime(settings),
             self.runtime,
             announce=lambda kind, job_id: celery.send_task(kind, args=[job_id]),
         )

@@ -18,7 +18,6 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.config import Settings
 from service.db.repositories import jobs
-from workers.audio import WhisperRuntime
 from workers.delivery import build_delivery_handlers
 from workers.runtime import AnalysisRuntime, worker_id
 from workers.stages import (
@@ -30,6 +29,7 @@ from workers.stages import (
 )
 from workers.stages_detect import build_detection_handlers
 from workers.stages_recording import build_recording_handlers
+from workers.transcribe import TranscriptionRuntime
 
 log = structlog.get_logger(__name__)
 
@@ -58,7 +58,7 @@ class EmbeddedDispatcher:
             handlers = (
                 build_handlers(self._runtime)
                 | build_recording_handlers(
-                    settings.audio_dir, WhisperRuntime(settings), self._runtime
+                    settings.audio_dir, TranscriptionRuntime(settings), self._runtime
                 )
                 | build_detection_handlers(settings.detections, runtime=self._runtime)
                 | build_delivery_handlers(settings.webhooks)

@@ -28,16 +28,13 @@ RECORDING_TRANSCRIBE = recordings.TRANSCRIBE_KIND
 RECORDING_ANALYZE = recordings.ANALYZE_KIND
 # At most one progress write per this many seconds of audio (and per 1% of it).
 AUDIO_SECONDS_PER_PROGRESS_WRITE = 15.0
-# A pause this long inside one channel's segment separates two turns (asr's turn gap is 1 s;
-# the other speaker's turn fits in a longer one).
-TURN_PAUSE_SECONDS = 1.5
 
 Announce = Callable[[str, str], None]
 """Announces a committed job: ``announce(kind, job_id)`` (Celery: send the task)."""
 
 
 class Transcribing(Protocol):
-    """What the stage needs of `workers.audio.WhisperRuntime`."""
+    """What the stage needs of `workers.transcribe.TranscriptionRuntime`."""
 
     @property
     def model_name(self) -> str: ...
@@ -137,7 +134,6 @@ class RecordingTranscribeHandler:
         except AsrError as error:
             raise PermanentStageError(f"{error.code}: {_without_name(error, path)}") from error
         payload: dict[str, Any] = result.to_dict()
-        payload["segments"] = split_at_pauses(payload["segments"], TURN_PAUSE_SECONDS)
         payload["model"] = self._whisper.model_name
         log.info(
             "recording_transcribed",
@@ -146,37 +142,6 @@ class RecordingTranscribeHandler:
             progress_writes=progress.writes,
         )
         return payload
-
-
-def split_at_pauses(segments: list[dict[str, Any]], pause: float) -> list[dict[str, Any]]:
-    """Split segments where their words pause longer than ``pause``; re-sort by time.
-
-    On one channel of a stereo call, the VAD joins a speaker's utterances across the other
-    speaker's turn, so Whisper returns one segment spanning both; its word times show the
-    gap. Split there, the turns interleave as they were spoken.
-    """
-    out: list[dict[str, Any]] = []
-    for segment in segments:
-        words = segment.get("words") or []
-        groups: list[list[dict[str, Any]]] = [[]]
-        for word in words:
-            if groups[-1] and word["start"] - groups[-1][-1]["end"] > pause:
-                groups.append([])
-            groups[-1].append(word)
-        if len(groups) == 1:
-            out.append(segment)
-            continue
-        for group in groups:
-            out.append(
-                {
-                    **segment,
-                    "start": group[0]["start"],
-                    "end": group[-1]["end"],
-                    "text": "".join(w["word"] for w in group).strip(),
-                    "words": group,
-                }
-            )
-    return sorted(out, key=lambda s: (s["start"], s["end"]))
 
 
 def _without_name(error: Exception, path: Path) -> str:

@@ -1,12 +1,13 @@
-"""Composition root of transcription: builds the faster-whisper model and ``asr.Transcriber``
-from Settings, once per process, for the CLI and the recording jobs.
+"""The process's Whisper: one faster-whisper model per process, for the CLI and the stages.
 
-A job calls::
+`undertone transcribe` and the `recording.transcribe` stage (embedded threads or a Celery
+worker) both go through `TranscriptionRuntime`; the model behind it is loaded on the first
+recording and cached per process by its settings (model, device, compute type, threads), so
+two runtimes built from the same settings share one model and one run lock. A job calls::
 
-    runtime = TranscriptionRuntime(settings)            # once per worker process
+    runtime = TranscriptionRuntime(settings)            # cheap: nothing loads yet
     transcript = runtime.transcribe(path, layout="stereo_agent_left", language=None,
                                     progress=lambda f: lease.report(percent=round(100 * f)))
-    stored = transcript.to_dict()
 
 and maps ``asr.AsrError`` subclasses (``error.code``, ``str(error)``) to a ``failed`` status.
 """
@@ -14,6 +15,7 @@ and maps ``asr.AsrError`` subclasses (``error.code``, ``str(error)``) to a ``fai
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -23,37 +25,45 @@ from service.config import Settings
 if TYPE_CHECKING:
     from asr import Layout, ProgressCallback, Transcriber, Transcript
 
-__all__ = ["TranscriptionError", "TranscriptionRuntime", "build_transcriber"]
+__all__ = [
+    "TranscriptionError",
+    "TranscriptionRuntime",
+    "build_transcriber",
+    "whisper_model_dir",
+]
 
 ModelName = Literal["base", "tiny.en"]
 
 
-def whisper_model_dir(settings: Settings, model: ModelName) -> Path:
+def whisper_model_dir(settings: Settings, model: ModelName | None = None) -> Path:
     """The CTranslate2 directory of ``model``; the base model is assembled on first use."""
-    from models.assemble import assemble_whisper_base
-    from models.manifest import load_manifest
     from models.registry import resolve
 
     paths = resolve(settings.models, settings.artifacts_dir)
-    if model == "tiny.en":
+    if (model or settings.asr.model) == "tiny.en":
         return paths.whisper_tiny_en_dir
     directory = paths.whisper_base_dir
     if "whisper-base" not in paths.custom and not (directory / "model.bin").is_file():
         # `undertone models setup` normally did this; joining here keeps a first
-        # `undertone transcribe` working without that step.
+        # `undertone transcribe` (or a fresh worker) working without that step.
+        from models.assemble import assemble_whisper_base
+        from models.manifest import load_manifest
+
         assemble_whisper_base(load_manifest(), directory)
     return directory
 
 
 def build_transcriber(settings: Settings, model: ModelName | None = None) -> Transcriber:
-    """A Transcriber with the configured model, device, compute type and language hint."""
+    """A new Transcriber with the configured model, device, compute type and language hint.
+
+    Loads a model every call: processes use `TranscriptionRuntime`, which caches it.
+    """
     from faster_whisper import WhisperModel
 
     from asr import TranscribeOptions, Transcriber
 
-    name = model or settings.asr.model
     whisper = WhisperModel(
-        str(whisper_model_dir(settings, name)),
+        str(whisper_model_dir(settings, model)),
         device=settings.asr.device,
         compute_type=settings.asr.compute_type,
         cpu_threads=settings.asr.cpu_threads,
@@ -61,31 +71,58 @@ def build_transcriber(settings: Settings, model: ModelName | None = None) -> Tra
     options = TranscribeOptions(
         language=settings.asr.language,
         max_duration=settings.api.max_recording_seconds,
+        batch_size=settings.asr.batch_size,
     )
     return Transcriber(whisper, options)
 
 
-class TranscriptionRuntime:
-    """The process's transcriber, built lazily and used by one call at a time.
+@dataclass
+class _Loaded:
+    transcriber: Transcriber
+    # CTranslate2 already uses every thread it is given: two recordings at once on one
+    # model would only contend for the same cores, so calls take turns.
+    run_lock: threading.Lock
 
-    One lock serialises calls: CTranslate2 already uses every thread it is given, so two
-    recordings at once would only contend for the same cores.
-    """
+
+_CACHE: dict[tuple[object, ...], _Loaded] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+class TranscriptionRuntime:
+    """The process's transcriber, loaded on first use and used by one call at a time."""
 
     def __init__(self, settings: Settings, model: ModelName | None = None) -> None:
         self._settings = settings
-        self._model = model
-        self._transcriber: Transcriber | None = None
-        self._load_lock = threading.Lock()
-        self._run_lock = threading.Lock()
+        self._model: ModelName = model or settings.asr.model
+
+    @property
+    def model_name(self) -> str:
+        """The Whisper model this runtime uses (stored with each transcript)."""
+        return f"whisper-{self._model}"
+
+    def _key(self) -> tuple[object, ...]:
+        s = self._settings
+        return (
+            str(whisper_model_dir(s, self._model)),
+            s.asr.device,
+            s.asr.compute_type,
+            s.asr.cpu_threads,
+            s.asr.language,
+            s.asr.batch_size,
+            s.api.max_recording_seconds,
+        )
+
+    def _loaded(self) -> _Loaded:
+        with _CACHE_LOCK:  # held while loading: a second caller waits, it does not load twice
+            loaded = _CACHE.get(self._key())
+            if loaded is None:
+                loaded = _Loaded(build_transcriber(self._settings, self._model), threading.Lock())
+                _CACHE[self._key()] = loaded
+        return loaded
 
     def load(self) -> Transcriber:
-        """Load the model (once); later calls return the same transcriber."""
-        if self._transcriber is None:
-            with self._load_lock:
-                if self._transcriber is None:
-                    self._transcriber = build_transcriber(self._settings, self._model)
-        return self._transcriber
+        """Load the model (once per process and settings); later calls return the same one."""
+        return self._loaded().transcriber
 
     def transcribe(
         self,
@@ -95,6 +132,8 @@ class TranscriptionRuntime:
         progress: ProgressCallback | None = None,
     ) -> Transcript:
         """Transcribe one recording; raises ``asr.AsrError`` subclasses for bad files."""
-        transcriber = self.load()
-        with self._run_lock:
-            return transcriber.transcribe(path, layout=layout, language=language, progress=progress)
+        loaded = self._loaded()
+        with loaded.run_lock:
+            return loaded.transcriber.transcribe(
+                path, layout=layout, language=language, progress=progress
+            )

@@ -53,9 +53,19 @@ class TestCleanSegments:
         assert out == []
 
     def test_compressible_text_dropped(self) -> None:
-        """Text with a gzip compression ratio above the threshold is dropped."""
-        out = clean_segments([_seg("la la la", ratio=3.0)], TranscribeOptions())
+        """A segment whose own text compresses like a loop (gzip ratio > 2.4) is dropped."""
+        text = "na " * 60
+        out = clean_segments([_seg(text.strip(), ratio=1.0)], TranscribeOptions())
         assert out == []
+
+    def test_window_ratio_does_not_drop_a_plain_sentence(self) -> None:
+        """Whisper's ratio covers its whole 30 s window; a plain sentence in a repetitive
+        window (a list read out) is kept."""
+        out = clean_segments(
+            [_seg("The next complaint is about the slow support.", ratio=3.0)],
+            TranscribeOptions(),
+        )
+        assert [s.text for s in out] == ["The next complaint is about the slow support."]
 
     def test_repeated_sentence_across_segments(self) -> None:
         """The same sentence as three segments in a row keeps two."""

@@ -196,6 +196,35 @@ class TestLongAudio:
         assert ends == sorted(ends)
         assert 0 < ends[-1] <= result.duration + 0.01
 
+    def test_batched_speech_longer_than_a_whisper_window(
+        self, tiny_model: WhisperModel, say: Say, tmp_path: Path
+    ) -> None:
+        """Over 30 s of speech without a 1 s pause, batched: nothing past 30 s is lost.
+
+        (A VAD chunk longer than Whisper's 30 s window once crashed CTranslate2's word
+        alignment, and would otherwise have dropped everything after 30 s.)
+        """
+        things = [
+            "billing error", "broken screen", "lost parcel", "wrong size", "cold food",
+            "missing receipt", "double charge", "slow support", "noisy line", "closed store",
+            "late refund", "rude driver",
+        ]  # fmt: skip
+        parts: list[np.ndarray] = []
+        for thing in things:
+            parts += [say(f"The next complaint is about the {thing}.", speed=140), silence(0.4)]
+        audio = np.concatenate(parts)
+        assert len(audio) / SAY_RATE > 34
+        path = encode(audio, SAY_RATE, tmp_path / "dense", "wav")
+        options = TranscribeOptions(beam_size=1, batch_size=8, language="en")
+        result = Transcriber(tiny_model, options).transcribe(path)
+        # Every sentence came back (tiny.en mishears a few of espeak's nouns: not the point).
+        assert _norm(result.text).count("complaint is about") == len(things), result.text
+        heard = [t for t in things if t in _norm(result.text)]
+        assert len(heard) >= 8, result.text
+        assert {"late refund", "rude driver"} & set(heard), result.text  # the last 5 s
+        ends = [w.end for s in result.segments for w in s.words]
+        assert ends[-1] > 30
+
     def test_to_dict_is_the_cli_shape(self, tiny: Transcriber, say: Say, tmp_path: Path) -> None:
         """to_dict gives JSON with language, duration, text and word-timed segments."""
         path = encode(say("Please cancel my subscription."), SAY_RATE, tmp_path / "c", "wav")
