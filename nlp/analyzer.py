@@ -113,8 +113,10 @@ class TextAnalyzer:
     @property
     def model_versions(self) -> dict[str, str]:
         """Versions of everything that shaped a result."""
+        adapter = self.encoder.adapter_sha256
+        suffix = f"+adapter.{adapter[:12]}" if adapter else ""
         versions = {
-            "encoder": f"{self.encoder.name}/{self.encoder.runtime}",
+            "encoder": f"{self.encoder.name}{suffix}/{self.encoder.runtime}",
             "sentences": self.splitter.name,
         }
         versions.update({name: head.meta.version for name, head in self.heads.items()})

@@ -46,7 +46,8 @@ class SentenceSplitter:
         if "senter" not in self._nlp.component_names:
             raise ModelLoadError(f"spaCy model {model!r} has no 'senter' component")
         self._nlp.enable_pipe("senter")
-        self.name = f"{self._nlp.meta.get('name', model)}-{self._nlp.meta.get('version', '?')}"
+        meta = self._nlp.meta
+        self.name = f"{meta.get('lang', '')}_{meta.get('name', model)}-{meta.get('version', '?')}"
 
     def split(self, texts: Sequence[str]) -> list[list[Span]]:
         """The sentence spans of each text, whitespace trimmed; none for a blank text.
