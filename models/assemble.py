@@ -299,6 +299,15 @@ def export_encoder_onnx(
 # ---------------------------------------------------------------- everything
 
 
+def _shipped_adapter(paths: ModelPaths) -> Path | None:
+    """The encoder adapter beside the heads in use, unless the user brought their own encoder."""
+    if "encoder" in paths.custom:
+        return None
+    from nlp.heads import encoder_adapter
+
+    return encoder_adapter(paths.heads_dir)
+
+
 def setup_models(
     models: ModelSettings,
     artifacts_dir: Path,
@@ -336,6 +345,9 @@ def setup_models(
                 export_encoder_onnx(
                     paths.encoder_dir,
                     paths.encoder_onnx_dir,
+                    # Heads trained on the adapted encoder need its low-rank delta merged in;
+                    # the adapter is an input of the stamp, so a new one triggers a re-export.
+                    adapter=_shipped_adapter(paths),
                     exporter=exporter,
                     recipe="onnx-export/injected" if exporter else None,
                     reporter=reporter,
