@@ -437,9 +437,32 @@ def source_for(database_url: str, taxonomy_file: Path | None = None) -> Taxonomy
     """The file when one is given, else the database's active version (own small engine)."""
     if taxonomy_file is not None:
         return FileTaxonomy(taxonomy_file)
+    if not _database_has_taxonomies(database_url):
+        # `undertone analyze` on a machine where the service never ran: no stored versions
+        # to choose from, so the shipped default is the active taxonomy by definition.
+        log.info("taxonomy_default_file", reason="database not initialised",
+                 file=str(DEFAULT_TAXONOMY))
+        return FileTaxonomy(DEFAULT_TAXONOMY)
     from service.db.engine import create_db_engine, create_session_factory
 
     return DatabaseTaxonomy(create_session_factory(create_db_engine(database_url)))
+
+
+def _database_has_taxonomies(database_url: str) -> bool:
+    """Whether the database exists and carries the taxonomy tables (without creating it)."""
+    from sqlalchemy.engine import make_url
+
+    from service.db.migrate import current
+
+    url = make_url(database_url)
+    is_file_db = url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:")
+    if is_file_db and not Path(str(url.database)).exists():
+        return False
+    try:
+        revision = current(database_url)
+    except Exception:  # unreachable server: let DatabaseTaxonomy keep retrying and logging
+        return True
+    return revision is not None and revision >= "0003"
 
 
 def problems_of_file(path: Path) -> list[str]:
