@@ -224,28 +224,25 @@ def _score(head: Head, vectors: FloatArray) -> list[Any]:
     scores = head.predict(vectors)
     labels = head.meta.labels
     kind = head.meta.kind
+    # Rounded and converted in bulk: per-element float()/round() over thousands of rows and
+    # 31 labels cost as much as the heads themselves.
+    rounded: list[list[float]] = np.round(scores.astype(np.float64), 4).tolist()
     if kind == "softmax":
+        best = scores.argmax(axis=1).tolist()
         return [
-            {
-                "label": labels[int(row.argmax())],
-                "scores": {label: round(float(p), 4) for label, p in zip(labels, row, strict=True)},
-            }
-            for row in scores
+            {"label": labels[b], "scores": dict(zip(labels, row, strict=True))}
+            for b, row in zip(best, rounded, strict=True)
         ]
-    if len(labels) == 1:  # irony, overall intensity: one number
-        return [round(float(row[0]), 4) for row in scores]
+    if len(labels) == 1:  # irony: one number
+        return [row[0] for row in rounded]
     if kind == "sigmoid":
-        thresholds = head.meta.thresholds
+        cut = np.array([head.meta.thresholds.get(label, 0.5) for label in labels], np.float32)
+        present: list[list[bool]] = (scores >= cut).tolist()
         return [
             {
-                label: {
-                    "score": round(float(p), 4),
-                    "present": bool(p >= thresholds.get(label, 0.5)),
-                }
-                for label, p in zip(labels, row, strict=True)
+                label: {"score": p, "present": yes}
+                for label, p, yes in zip(labels, row, flags, strict=True)
             }
-            for row in scores
+            for row, flags in zip(rounded, present, strict=True)
         ]
-    return [
-        {label: round(float(v), 4) for label, v in zip(labels, row, strict=True)} for row in scores
-    ]
+    return [dict(zip(labels, row, strict=True)) for row in rounded]
