@@ -89,9 +89,11 @@ def irony(units: Sequence[Unit], irony_threshold: float) -> Signal | None:
         if unit.irony is not None and unit.irony >= irony_threshold:
             negative_context = unit.negative >= 0.3 or (unit.complaint or 0.0) >= 0.5
             if negative_context or situations:
-                found = signal(
-                    IRONY, round(unit.irony, 4), unit.irony, [unit.evidence(0, len(unit.text))]
-                )
+                # The head says the unit is ironic; the cue's words, when they match, show a
+                # handler where (the praise and the bad situation), else the whole unit.
+                cue_matches = cues.sarcasm(unit.text)
+                evidence = _spans(unit, cue_matches) or [unit.evidence(0, len(unit.text))]
+                found = signal(IRONY, round(unit.irony, 4), unit.irony, evidence)
         if found is None:
             matches = cues.sarcasm(unit.text)
             has_positive_word = bool(cues.find(cues.POSITIVE_WORD, unit.text))
