@@ -36,7 +36,9 @@ def load_texts(data: Path, n: int) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=Path("../shared/data"))
+    parser.add_argument(
+        "--data-dir", "--data", dest="data", type=Path, default=Path("../shared/data")
+    )
     parser.add_argument("--texts", type=int, default=256)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--artifacts", type=Path, default=REPO / "var" / "models")
