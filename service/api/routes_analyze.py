@@ -51,9 +51,9 @@ def analyze(payload: AnalyzeRequest, request: Request) -> AnalyzeResponse:
         )
     items = [
         {
+            **item.model_dump(mode="json", exclude_none=True, exclude_defaults=True),
             "id": item.id if item.id is not None else str(i),
             "text": item.text,
-            **({"language": item.language} if item.language else {}),
         }
         for i, item in enumerate(payload.items)
     ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     BaseModel,
@@ -60,14 +60,11 @@ def _non_blank(value: str) -> str:
     return value
 
 
-class FeedbackIn(BaseModel):
-    """One feedback item."""
+class FeedbackContext(BaseModel):
+    """The optional fields that travel with a text: they feed the detections (score, history)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    external_id: ShortStr = Field(description="Your id of the item; resending it never duplicates.")
-    text: str = Field(min_length=1, description="The feedback text (limit: api.max_text_chars).")
-    channel: Channel
     score: float | None = Field(default=None, description="A rating, validated against `scale`.")
     scale: Scale | None = None
     customer_id: ShortStr | None = None
@@ -79,8 +76,6 @@ class FeedbackIn(BaseModel):
     segment: ShortStr | None = None
     language: Annotated[str, Field(min_length=2, max_length=20)] | None = None
     metadata: dict[str, Any] = Field(default_factory=dict, description="Free JSON (16 KiB max).")
-
-    _check_text = field_validator("text")(_non_blank)
 
     @field_validator("occurred_at")
     @classmethod
@@ -100,7 +95,7 @@ class FeedbackIn(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _score_on_scale(self) -> FeedbackIn:
+    def _score_on_scale(self) -> Self:
         if self.score is None and self.scale is None:
             return self
         if self.score is None or self.scale is None:
@@ -115,6 +110,16 @@ class FeedbackIn(BaseModel):
                     f"expected {kind} from {low:g} to {high:g}"
                 )
         return self
+
+
+class FeedbackIn(FeedbackContext):
+    """One feedback item."""
+
+    external_id: ShortStr = Field(description="Your id of the item; resending it never duplicates.")
+    text: str = Field(min_length=1, description="The feedback text (limit: api.max_text_chars).")
+    channel: Channel
+
+    _check_text = field_validator("text")(_non_blank)
 
 
 class FeedbackBatchIn(BaseModel):
@@ -187,14 +192,12 @@ class FeedbackOut(BaseModel):
     model_versions: dict[str, Any] | None
 
 
-class AnalyzeItem(BaseModel):
-    """One short text to analyse now."""
-
-    model_config = ConfigDict(extra="forbid")
+class AnalyzeItem(FeedbackContext):
+    """One short text to analyse now, with the same optional fields as feedback."""
 
     id: ShortStr | None = Field(default=None, description="Echoed back; default: the position.")
     text: str = Field(min_length=1, description="Limit: api.analyze_max_chars characters.")
-    language: Annotated[str, Field(min_length=2, max_length=20)] | None = None
+    channel: Channel | None = None
 
     _check_text = field_validator("text")(_non_blank)
 

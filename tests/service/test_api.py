@@ -25,6 +25,7 @@ class FakeDispatcher:
 
     def __init__(self) -> None:
         self.notified: list[str] = []
+        self.analysed: list[dict[str, Any]] = []
         self.started = self.stopped = False
         self.available = True
         self.ready = {"models": True}
@@ -35,6 +36,7 @@ class FakeDispatcher:
     def analyze_now(self, items: Sequence[dict[str, Any]], timeout: float) -> list[dict[str, Any]]:
         if not self.available:
             raise DispatchUnavailable("the models are still loading")
+        self.analysed.extend(items)
         return [_contract(item["id"], item["text"]) for item in items]
 
     def readiness(self) -> dict[str, bool]:
@@ -461,6 +463,20 @@ class TestAnalyze:
         )
         assert response.status_code == 200
         assert [r["id"] for r in response.json()["results"]] == ["0", "x"]
+
+    def test_feedback_fields_reach_the_analysis(
+        self, client: TestClient, dispatcher: FakeDispatcher
+    ) -> None:
+        """Score, scale and customer travel with the text: the detections read them."""
+        item = {"text": "fine", "score": 5, "scale": "csat_1_5", "customer_id": "c-1"}
+        assert client.post("/v1/analyze", json={"items": [item]}).status_code == 200
+        assert dispatcher.analysed[-1] == {**item, "id": "0"}
+
+    def test_feedback_fields_are_validated_like_feedback(self, client: TestClient) -> None:
+        """A score outside its scale is refused as it is for POST /v1/feedback."""
+        item = {"text": "fine", "score": 11, "scale": "nps_0_10"}
+        body = _error(client.post("/v1/analyze", json={"items": [item]}), 422, "validation_error")
+        assert "nps_0_10" in body["message"]
 
     def test_unavailable_is_503(self, client: TestClient, dispatcher: FakeDispatcher) -> None:
         """When the backend cannot analyse, the caller gets a 503 saying why."""
