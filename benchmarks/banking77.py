@@ -152,6 +152,8 @@ def main() -> None:
         "targets": {f"{args.shots}_shot": 0.88, "full": 0.94},
     }
     print(json.dumps(summary, indent=2))
+    out = Path(__file__).parent / "results" / "banking77.json"
+    out.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":
