@@ -3,20 +3,13 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from service.api.schemas import (
-    MAX_METADATA_CHARS,
-    SCALE_RANGES,
-    Channel,
-    Scale,
-    ShortStr,
-    StatusEventOut,
-)
+from service.api.schemas import Channel, FeedbackContext, ShortStr, StatusEventOut
 
 
 class Layout(StrEnum):
@@ -27,25 +20,16 @@ class Layout(StrEnum):
     stereo_agent_right = "stereo_agent_right"
 
 
-class RecordingForm(BaseModel):
-    """The form fields sent with the file (multipart/form-data); all are strings on the wire."""
+class RecordingForm(FeedbackContext):
+    """The form fields sent with the file (multipart/form-data); all are strings on the wire.
 
-    model_config = ConfigDict(extra="forbid")
+    The feedback fields and their checks (score on its scale, metadata size, aware times) are
+    `FeedbackContext`'s; only `metadata` differs on the wire: a JSON string in a form field.
+    """
 
     external_id: ShortStr
     channel: Channel = Channel.call
     layout: Layout = Layout.mono
-    language: Annotated[str, Field(min_length=2, max_length=20)] | None = None
-    score: float | None = None
-    scale: Scale | None = None
-    customer_id: ShortStr | None = None
-    occurred_at: datetime | None = None
-    employee_id: ShortStr | None = None
-    team: ShortStr | None = None
-    location: ShortStr | None = None
-    journey: ShortStr | None = None
-    segment: ShortStr | None = None
-    metadata: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("metadata", mode="before")
     @classmethod
@@ -60,40 +44,6 @@ class RecordingForm(BaseModel):
             if not isinstance(value, dict):
                 raise ValueError("metadata must be a JSON object")
         return value
-
-    @field_validator("metadata")
-    @classmethod
-    def _metadata_size(cls, value: dict[str, Any]) -> dict[str, Any]:
-        size = len(json.dumps(value, ensure_ascii=False))
-        if size > MAX_METADATA_CHARS:
-            raise ValueError(
-                f"metadata is {size} characters of JSON, the maximum is {MAX_METADATA_CHARS}"
-            )
-        return value
-
-    @field_validator("occurred_at")
-    @classmethod
-    def _aware(cls, value: datetime | None) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value
-
-    @model_validator(mode="after")
-    def _score_on_scale(self) -> RecordingForm:
-        if self.score is None and self.scale is None:
-            return self
-        if self.score is None or self.scale is None:
-            raise ValueError("score and scale go together: give both or neither")
-        bounds = SCALE_RANGES.get(self.scale)
-        if bounds is not None:
-            low, high, whole = bounds
-            if not low <= self.score <= high or (whole and not self.score.is_integer()):
-                kind = "a whole number" if whole else "a number"
-                raise ValueError(
-                    f"score {self.score:g} is not valid on {self.scale.value}: "
-                    f"expected {kind} from {low:g} to {high:g}"
-                )
-        return self
 
 
 class RecordingAccepted(BaseModel):
