@@ -4,6 +4,7 @@
 - `analyses`: store a finished analysis (result + status + job done in one transaction).
 - `jobs`: the durable job queue (enqueue, claim, renew, finish, fail, due_jobs, claim_next).
 - `status`: status events and subject status changes.
+- `intake`: idempotent insert of a subject with its "queued" event and first job.
 - `api_keys`: hashed API keys.
 """
 

@@ -5,12 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from service.db.models import Analysis, FeedbackItem, StatusEvent
-from service.db.repositories import analyses, jobs, status
+from service.db.repositories import analyses, intake, status
 
 ANALYZE_KIND = "feedback.analyze"
 SUBJECT_TYPE = "feedback"
@@ -60,30 +58,15 @@ def accept(
 def _existing(
     session: Session, external_id: str, idempotency_key: str | None
 ) -> FeedbackItem | None:
-    if idempotency_key is not None:
-        by_key = session.scalar(
-            select(FeedbackItem).where(FeedbackItem.idempotency_key == idempotency_key)
-        )
-        if by_key is not None:
-            return by_key
-    return session.scalar(select(FeedbackItem).where(FeedbackItem.external_id == external_id))
+    return intake.find_existing(session, FeedbackItem, external_id, idempotency_key)
 
 
 def _insert(session: Session, values: dict[str, Any], idempotency_key: str | None) -> Accepted:
-    item = FeedbackItem(**values, idempotency_key=idempotency_key, status=jobs.QUEUED)
-    try:
-        with session.begin_nested():
-            session.add(item)
-            session.flush()
-    except IntegrityError:
-        # A concurrent request stored the same item between our check and our insert.
-        existing = _existing(session, values["external_id"], idempotency_key)
-        if existing is None:
-            raise
-        return Accepted(existing, False, None)
-    status.add_event(session, SUBJECT_TYPE, item.id, jobs.QUEUED, "accepted")
-    job = jobs.enqueue(session, ANALYZE_KIND, item.id)
-    return Accepted(item, True, job.id)
+    return Accepted(
+        *intake.insert_queued(
+            session, FeedbackItem, values, idempotency_key, SUBJECT_TYPE, ANALYZE_KIND
+        )
+    )
 
 
 def get(session: Session, feedback_id: str) -> FeedbackView | None:

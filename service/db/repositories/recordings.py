@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from service.db.models import Recording, RecordingAnalysis, StatusEvent, utcnow
-from service.db.repositories import jobs, status
+from service.db.repositories import intake, jobs, status
 
 SUBJECT_TYPE = "recording"
 TRANSCRIBE_KIND = "recording.transcribe"
@@ -52,13 +52,7 @@ def find_existing(
     session: Session, external_id: str, idempotency_key: str | None = None
 ) -> Recording | None:
     """The recording already stored under this idempotency key or external id."""
-    if idempotency_key is not None:
-        found = session.scalar(
-            select(Recording).where(Recording.idempotency_key == idempotency_key)
-        )
-        if found is not None:
-            return found
-    return session.scalar(select(Recording).where(Recording.external_id == external_id))
+    return intake.find_existing(session, Recording, external_id, idempotency_key)
 
 
 def accept(
@@ -73,19 +67,11 @@ def accept(
     existing = find_existing(session, values["external_id"], idempotency_key)
     if existing is not None:
         return Accepted(existing, False, None)
-    recording = Recording(**values, idempotency_key=idempotency_key, status=QUEUED)
-    try:
-        with session.begin_nested():
-            session.add(recording)
-            session.flush()
-    except IntegrityError:
-        found = find_existing(session, values["external_id"], idempotency_key)
-        if found is None:
-            raise
-        return Accepted(found, False, None)
-    status.add_event(session, SUBJECT_TYPE, recording.id, QUEUED, "accepted")
-    job = jobs.enqueue(session, TRANSCRIBE_KIND, recording.id)
-    return Accepted(recording, True, job.id)
+    return Accepted(
+        *intake.insert_queued(
+            session, Recording, values, idempotency_key, SUBJECT_TYPE, TRANSCRIBE_KIND
+        )
+    )
 
 
 def get(session: Session, recording_id: str) -> RecordingView | None:
