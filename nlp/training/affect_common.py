@@ -13,7 +13,7 @@ import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -37,18 +37,26 @@ def add_encoder_args(parser: argparse.ArgumentParser) -> None:
 
 
 def build_encoder(args: argparse.Namespace) -> Encoder:
-    """The served encoder (ONNX int8), exported once per adapter outside the repository."""
+    """The served encoder (ONNX int8 unless ``args.runtime`` says otherwise).
+
+    The ONNX export is made once per adapter, outside the repository, and the encoder's
+    name carries the adapter's sha256: neither an export nor a vector cache of another
+    encoder is ever reused.
+    """
     from nlp.onnx_export import adapter_sha256
     from nlp.training.sentiment import default_encoder_dir, ensure_onnx
 
     encoder_dir = args.encoder_dir or default_encoder_dir()
     sha = adapter_sha256(args.adapter) if args.adapter else None
-    # One export directory per adapter: a stale export of another encoder is never reused.
-    onnx_dir = _TMP / (f"onnx-{sha[:12]}" if sha else "onnx")
-    model_dir = ensure_onnx(encoder_dir, onnx_dir, args.adapter)
+    runtime: Literal["onnx-int8", "onnx", "torch"] = getattr(args, "runtime", "onnx-int8")
+    if runtime == "torch":
+        model_dir = encoder_dir
+    else:
+        onnx_dir = _TMP / (f"onnx-{sha[:12]}" if sha else "onnx")
+        model_dir = ensure_onnx(encoder_dir, onnx_dir, args.adapter)
     name = "all-MiniLM-L6-v2" + (f"+adapter-{sha[:12]}" if sha else "")
     return Encoder(
-        model_dir, EncoderOptions(runtime="onnx-int8", max_length=args.max_length, batch_size=64),
+        model_dir, EncoderOptions(runtime=runtime, max_length=args.max_length, batch_size=64),
         name=name,
     )  # fmt: skip
 

@@ -27,7 +27,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from nlp.encoder import Encoder, EncoderOptions
+from nlp.encoder import Encoder
+from nlp.training.affect_common import build_encoder
 from nlp.training.common import (
     cached_text_vectors,
     expected_calibration_error,
@@ -41,7 +42,6 @@ from nlp.training.complaint_data import (
     Example,
     read_all,
 )
-from nlp.training.sentiment import default_encoder_dir, ensure_onnx
 
 HEAD_VERSION = "complaint.v1"
 _TMP = Path("/tmp/undertone-train")  # noqa: S108 - a cache of our own files, not a secret
@@ -55,7 +55,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--data-dir", type=Path, default=Path("../shared/data"))
     parser.add_argument("--out", type=Path, default=Path("models/heads/complaint"))
     parser.add_argument("--encoder-dir", type=Path, default=None)
-    parser.add_argument("--encoder-onnx-dir", type=Path, default=_TMP / "onnx")
     parser.add_argument("--adapter", type=Path, default=None, help="encoder adapter to merge")
     parser.add_argument("--runtime", default="onnx-int8", choices=["onnx-int8", "onnx", "torch"])
     parser.add_argument("--cache-dir", type=Path, default=_TMP / "cache")
@@ -63,21 +62,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-length", type=int, default=128)
     parser.add_argument("--version", default=HEAD_VERSION)
     return parser.parse_args(argv)
-
-
-def build_encoder(args: argparse.Namespace) -> Encoder:
-    """The training-time encoder (ONNX int8 by default, as served)."""
-    encoder_dir = args.encoder_dir or default_encoder_dir()
-    model_dir = (
-        encoder_dir
-        if args.runtime == "torch"
-        else ensure_onnx(encoder_dir, args.encoder_onnx_dir, args.adapter)
-    )
-    return Encoder(
-        model_dir,
-        EncoderOptions(runtime=args.runtime, max_length=args.max_length, batch_size=64),
-        name=f"all-MiniLM-L6-v2{'+' + args.adapter.name if args.adapter else ''}",
-    )
 
 
 def embed(encoder: Encoder, examples: Sequence[Example], cache_dir: Path) -> FloatArray:

@@ -31,7 +31,7 @@ def nn_accuracy(encoder: Encoder, texts: list[str], labels: list[str], seed: int
     return float((gold[nearest] == gold[held]).mean())
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     """Print (and optionally write) both accuracies."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--data-dir", type=Path, default=Path("../shared/data"))
@@ -39,7 +39,7 @@ def main() -> None:
     parser.add_argument("--adapted", type=Path, required=True, help="ONNX dir with adapter")
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--out", type=Path, default=None)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     with (args.data_dir / "banking77" / "banking_data" / "train.csv").open(newline="") as f:
         rows = list(csv.DictReader(f))
     texts, labels = [r["text"] for r in rows], [r["category"] for r in rows]

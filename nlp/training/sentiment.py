@@ -21,7 +21,6 @@ from typing import Any
 
 import numpy as np
 
-from nlp.encoder import Encoder, EncoderOptions
 from nlp.training.common import (
     cached_text_vectors,
     expected_calibration_error,
@@ -66,7 +65,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--data-dir", type=Path, default=Path("../shared/data"))
     parser.add_argument("--out", type=Path, default=Path("models/heads/sentiment"))
     parser.add_argument("--encoder-dir", type=Path, default=None)
-    parser.add_argument("--encoder-onnx-dir", type=Path, default=_TMP / "onnx")
     parser.add_argument("--adapter", type=Path, default=None, help="encoder adapter to merge")
     parser.add_argument("--runtime", default="onnx-int8", choices=["onnx-int8", "onnx", "torch"])
     parser.add_argument("--cache-dir", type=Path, default=_TMP / "cache")
@@ -98,17 +96,9 @@ def main(argv: list[str] | None = None) -> None:
         flush=True,
     )
 
-    encoder_dir = args.encoder_dir or default_encoder_dir()
-    model_dir = (
-        encoder_dir
-        if args.runtime == "torch"
-        else ensure_onnx(encoder_dir, args.encoder_onnx_dir, args.adapter)
-    )
-    encoder = Encoder(
-        model_dir,
-        EncoderOptions(runtime=args.runtime, max_length=args.max_length, batch_size=64),
-        name=f"all-MiniLM-L6-v2{'+' + args.adapter.name if args.adapter else ''}",
-    )
+    from nlp.training.affect_common import adapter_meta, build_encoder
+
+    encoder = build_encoder(args)
     x_train = cached_text_vectors(encoder, [r.text for r in train], args.cache_dir, "s17")
     x_val = cached_text_vectors(encoder, [r.text for r in val], args.cache_dir, "tweeteval-val")
     index = {label: i for i, label in enumerate(SENTIMENT_LABELS)}
@@ -148,6 +138,7 @@ def main(argv: list[str] | None = None) -> None:
         "labels": list(SENTIMENT_LABELS),
         "input": "mean",
         "encoder": encoder.name,
+        **adapter_meta(encoder),
         "training": {
             "command": "python -m nlp.training.sentiment",
             "data": "semeval2017_task4a/*.tsv (dedup by id, conflicting ids dropped, "
