@@ -188,6 +188,19 @@ class MultiTaskModel(nn.Module):
         return self.heads[task](self.dropout(z)), pooled
 
 
+def _batches(lengths: np.ndarray, size: int, rng: np.random.Generator) -> list[np.ndarray]:
+    # Length-sorted within shuffled pools of 50 batches: little padding, still random order.
+    order = rng.permutation(len(lengths))
+    pool = size * 50
+    batches: list[np.ndarray] = []
+    for start in range(0, len(order), pool):
+        chunk = order[start : start + pool]
+        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
+        batches += [chunk[i : i + size] for i in range(0, len(chunk), size)]
+    rng.shuffle(batches)
+    return batches
+
+
 def task_loss(task: Task, out: torch.Tensor, rows: np.ndarray) -> torch.Tensor:
     """The task's loss on a batch of its rows."""
     y = torch.from_numpy(task.y[rows])
@@ -253,9 +266,9 @@ def main(argv: list[str] | None = None) -> None:
     prob = np.array([np.sqrt(len(t.texts)) * multipliers.get(t.name, 1.0) for t in tasks])
     prob /= prob.sum()
     rng = np.random.default_rng(args.seed)
-    orders = {t.name: rng.permutation(len(t.texts)) for t in tasks}
-    cursor = dict.fromkeys(orders, 0)
-    seen = dict.fromkeys(orders, 0)
+    lengths = {t.name: np.array([len(x) for x in encoded[t.name]]) for t in tasks}
+    queues: dict[str, list[np.ndarray]] = {t.name: [] for t in tasks}
+    seen = dict.fromkeys(queues, 0)
     deadline = started + args.max_minutes * 60
     train_start = time.time()
     budget = max(deadline - train_start, 1.0)
@@ -264,11 +277,9 @@ def main(argv: list[str] | None = None) -> None:
     steps_done = 0
     for step in range(args.steps):
         task = tasks[int(rng.choice(len(tasks), p=prob))]
-        start = cursor[task.name]
-        if start + args.batch_size > len(task.texts):
-            orders[task.name], start = rng.permutation(len(task.texts)), 0
-        rows = orders[task.name][start : start + args.batch_size]
-        cursor[task.name] = start + args.batch_size
+        if not queues[task.name]:  # a new epoch of this task's length-bucketed batches
+            queues[task.name] = _batches(lengths[task.name], args.batch_size, rng)
+        rows = queues[task.name].pop()
         seen[task.name] += len(rows)
         ids_list = [encoded[task.name][i] for i in rows]
         width = max(len(x) for x in ids_list)
