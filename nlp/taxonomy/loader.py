@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from nlp.taxonomy.errors import Problem, TaxonomyValidationError
-from nlp.taxonomy.rules import check_token_pattern
+from nlp.taxonomy.patterns import check_token_pattern
 from nlp.taxonomy.schema import Taxonomy
 from nlp.taxonomy.yaml_lines import LineIndex, Path, parse_yaml
 

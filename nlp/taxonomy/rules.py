@@ -34,20 +34,6 @@ def _blank_nlp() -> Any:
     return spacy.blank("en")
 
 
-def check_token_pattern(pattern: list[dict[str, Any]]) -> str | None:
-    """Why spaCy's Matcher rejects this token pattern, or None when it is valid."""
-    from spacy.matcher import Matcher
-
-    if not pattern:
-        return "a token pattern needs at least one token"
-    matcher = Matcher(_blank_nlp().vocab, validate=True)
-    try:
-        matcher.add("check", [pattern])
-    except Exception as e:  # spaCy raises MatchPatternError or ValueError with its reasons
-        return f"not a valid spaCy token pattern: {' '.join(str(e).split())}"
-    return None
-
-
 def _phrase_regex(phrase: str) -> re.Pattern[str]:
     words = [re.escape(w) for w in phrase.split()]
     return re.compile(r"(?<!\w)" + r"\s+".join(words) + r"(?!\w)", re.IGNORECASE)

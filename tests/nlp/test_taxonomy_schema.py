@@ -186,3 +186,65 @@ class TestFromExamples:
             len(c.examples) == 20
             for c in validate_taxonomy(from_examples(rows, "text", "label")).case_types
         )
+
+
+VALID_PATTERNS = [
+    [{"LOWER": "refund"}],
+    [{"LOWER": "charged"}, {"LOWER": "twice"}],
+    [{"LEMMA": {"IN": ["cancel", "close"]}}, {"POS": "DET", "OP": "?"}, {"LOWER": "account"}],
+    [{"TEXT": {"REGEX": "^[Rr]efund(s|ed)?$"}}],
+    [{"LOWER": {"FUZZY": "delivery"}}],
+    [{"LENGTH": {">=": 3}}, {"IS_DIGIT": True, "OP": "{2,4}"}],
+    [{"lower": "hold"}, {"OP": "*"}, {"LIKE_NUM": True}],
+    [{"ORTH": "!", "OP": "+"}],
+    [{"ENT_TYPE": {"NOT_IN": ["PERSON"]}}],
+]
+INVALID_PATTERNS = [
+    [],
+    [{"LOWERCASE": "refund"}],
+    [{"LOWER": 5}],
+    [{"LOWER": "a", "OP": "++"}],
+    [{"IS_DIGIT": "yes"}],
+    [{"LOWER": {"IN": "refund"}}],
+    [{"LOWER": {"STARTSWITH": "ref"}}],
+    [{"LENGTH": {">=": "3"}}],
+    [{"LOWER": None}],
+    ["refund"],
+]
+
+
+class TestTokenPatternCheck:
+    """The spaCy-free check the API runs agrees with spaCy's own Matcher validation."""
+
+    @pytest.mark.parametrize("pattern", VALID_PATTERNS + INVALID_PATTERNS)
+    def test_same_verdict_as_spacy(self, pattern: list[object]) -> None:
+        """Valid for us exactly when spaCy's Matcher(validate=True) accepts it."""
+        import spacy
+        from spacy.matcher import Matcher
+
+        from nlp.taxonomy.patterns import check_token_pattern
+
+        matcher = Matcher(spacy.blank("en").vocab, validate=True)
+        try:
+            matcher.add("check", [pattern])
+            spacy_ok = bool(pattern)
+        except Exception:  # spaCy raises MatchPatternError, ValueError or KeyError
+            spacy_ok = False
+        assert (check_token_pattern(pattern) is None) == spacy_ok
+        assert spacy_ok == (pattern in VALID_PATTERNS)
+
+    def test_loading_a_taxonomy_does_not_import_spacy(self, tmp_path: Path) -> None:
+        """Validation in the API process stays light: no spaCy (hence no thinc or torch)."""
+        import subprocess
+        import sys
+
+        text = GOOD + '    rules:\n      patterns:\n        - [{"LOWER": "refund"}]\n'
+        path = tmp_path / "t.yaml"
+        path.write_text(text)
+        code = (
+            "import sys; from nlp.taxonomy import load_taxonomy; "
+            f"load_taxonomy({str(path)!r}); print('spacy' in sys.modules, 'torch' in sys.modules)"
+        )
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.split() == ["False", "False"]
