@@ -134,21 +134,65 @@ class TextAnalyzer:
         return [analysis.result for analysis in self.analyze_full(items)]
 
     def analyze_full(self, items: Sequence[TextInput]) -> list[Analysis]:
-        """Like `analyze`, keeping each text's sentence spans and pooled vectors."""
+        """Like `analyze`, keeping each text's sentence spans and pooled vectors.
+
+        Chunks are pipelined: while the encoder runs chunk k (ONNX Runtime releases the GIL
+        and keeps about one of two cores busy), one helper thread splits chunk k+1 into
+        sentences and then scores chunk k-1 (heads, contract dicts, stages), so the work
+        around the encoder mostly hides behind it. Stages see one chunk at a time; every
+        stage works text by text, so the result is the same as one call over all texts.
+        """
         texts = [_checked_text(item) for item in items]
-        analyses: list[Analysis] = []
         step = self.options.chunk_texts
-        for start in range(0, len(texts), step):
-            analyses += self._analyze_chunk(
-                items[start : start + step], texts[start : start + step]
-            )
+        chunks = [(items[i : i + step], texts[i : i + step]) for i in range(0, len(texts), step)]
+        if len(chunks) <= 1:
+            analyses: list[Analysis] = []
+            for chunk_items, chunk_texts in chunks:
+                spans = self.splitter.split(chunk_texts)
+                encodings = self.encoder.encode(chunk_texts, spans)
+                analyses += self._finish(chunk_items, chunk_texts, spans, encodings)
+            return analyses
+        return self._pipelined(chunks)
+
+    def _pipelined(self, chunks: list[tuple[Sequence[TextInput], list[str]]]) -> list[Analysis]:
+        from concurrent.futures import Future, ThreadPoolExecutor
+
+        analyses: list[Analysis] = []
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="analyzer") as helper:
+            split_next = helper.submit(self.splitter.split, chunks[0][1])
+            finishing: Future[list[Analysis]] | None = None
+            for k, (chunk_items, chunk_texts) in enumerate(chunks):
+                spans = split_next.result()
+                if k + 1 < len(chunks):
+                    split_next = helper.submit(self.splitter.split, chunks[k + 1][1])
+                encodings = self.encoder.encode(chunk_texts, spans)
+                if finishing is not None:
+                    analyses += finishing.result()
+                finishing = helper.submit(self._finish, chunk_items, chunk_texts, spans, encodings)
+            if finishing is not None:
+                analyses += finishing.result()
+        return analyses
+
+    def _finish(
+        self,
+        items: Sequence[TextInput],
+        texts: list[str],
+        spans: list[list[Span]],
+        encodings: list[Encoding],
+    ) -> list[Analysis]:
+        """Heads, contract dicts and stages for one encoded chunk."""
+        analyses = self._score_chunk(items, texts, spans, encodings)
         for stage in self.stages:
             stage(analyses)
         return analyses
 
-    def _analyze_chunk(self, items: Sequence[TextInput], texts: list[str]) -> list[Analysis]:
-        spans = self.splitter.split(texts)
-        encodings = self.encoder.encode(texts, spans)
+    def _score_chunk(
+        self,
+        items: Sequence[TextInput],
+        texts: list[str],
+        spans: list[list[Span]],
+        encodings: list[Encoding],
+    ) -> list[Analysis]:
         text_rows = _stack([e.text_vector for e in encodings])
         span_rows = _stack([e.span_vectors for e in encodings], self.encoder.dim)
         scored_texts = {n: _score(h, text_rows) for n, h in self.heads.items()}
