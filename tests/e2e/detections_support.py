@@ -1,4 +1,4 @@
-"""Helpers of the detection delivery tests: a real local webhook receiver, stand-in stages.
+"""Helpers of the detection tests: a real local webhook receiver, a cursor poller, stand-in stages.
 
 The analyzer and the detector here are small rule-based stand-ins: what the tests check is
 storage, pull, push, retries and outcomes, not the models (covered by their own tests).
@@ -13,6 +13,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from fastapi.testclient import TestClient
 
 from workers.stages_detect import DetectorOutput
 
@@ -95,13 +97,24 @@ class RuleDetector:
 
 @dataclass
 class Receiver:
-    """What the local receiver saw: every request, and the ones it accepted."""
+    """What the local receiver saw: every request, and the ones it accepted.
+
+    Each message's first ``failures_per_message`` requests fail with ``failure_status``;
+    request number ``hang_on_request`` (1-based, 0 for none) of each message, one of those
+    failures, first stalls for ``hang_seconds`` (longer than the sender's timeout: a timeout
+    on its side), and is listed in ``hanging`` meanwhile.
+    """
 
     failures_per_message: int = 0
     always_fail: bool = False
+    failure_status: int = 503
+    hang_on_request: int = 0
+    hang_seconds: float = 0.0
     requests: list[dict[str, Any]] = field(default_factory=list)
     accepted: list[dict[str, Any]] = field(default_factory=list)
+    hanging: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    released: threading.Event = field(default_factory=threading.Event)
     url: str = ""
 
     def attempts_of(self, message_id: str) -> int:
@@ -111,6 +124,10 @@ class Receiver:
     def accepted_ids(self) -> list[str]:
         with self.lock:
             return [r["headers"]["webhook-id"] for r in self.accepted]
+
+    def hanging_ids(self) -> list[str]:
+        with self.lock:
+            return list(self.hanging)
 
 
 @contextmanager
@@ -135,12 +152,22 @@ def webhook_receiver(receiver: Receiver) -> Iterator[Receiver]:
                     for r in receiver.accepted
                 )
                 ok = not receiver.always_fail and seen > receiver.failures_per_message
+                hang = not ok and seen == receiver.hang_on_request
                 if ok and not duplicate:
                     # Deduplicate on webhook-id, as the docs tell receivers to.
                     receiver.accepted.append(entry)
-            self.send_response(200 if ok else 503)
-            self.end_headers()
-            self.wfile.write(json.dumps({"ok": ok}).encode())
+                if hang:
+                    receiver.hanging.append(headers.get("webhook-id", ""))
+            if hang:
+                receiver.released.wait(receiver.hang_seconds)
+                with receiver.lock:
+                    receiver.hanging.remove(headers.get("webhook-id", ""))
+            try:
+                self.send_response(200 if ok else receiver.failure_status)
+                self.end_headers()
+                self.wfile.write(json.dumps({"ok": ok}).encode())
+            except OSError:
+                return  # the sender gave up (timeout) or died meanwhile
 
         def log_message(self, *_args: Any) -> None:
             return
@@ -152,5 +179,32 @@ def webhook_receiver(receiver: Receiver) -> Iterator[Receiver]:
     try:
         yield receiver
     finally:
+        receiver.released.set()  # no stalled handler outlives the test
         server.shutdown()
         server.server_close()
+
+
+class CursorPoller:
+    """A case system pulling `GET /v1/detections`: keeps its cursor, remembers every item."""
+
+    def __init__(self, client: TestClient, limit: int = 2) -> None:
+        self._client = client
+        self._limit = limit
+        self.cursor = "0"
+        self.seen: list[dict[str, Any]] = []
+
+    def poll(self) -> list[dict[str, Any]]:
+        """Pull every page after the cursor; the new items (also kept in `seen`)."""
+        new: list[dict[str, Any]] = []
+        while True:
+            page = self._client.get(
+                "/v1/detections", params={"cursor": self.cursor, "limit": self._limit}
+            )
+            assert page.status_code == 200, page.text
+            body = page.json()
+            new.extend(body["items"])
+            self.cursor = body["next_cursor"]
+            if not body["has_more"]:
+                break
+        self.seen.extend(new)
+        return new
