@@ -70,12 +70,16 @@ class WorkerState:
         self._lock = threading.Lock()
         self._session_factory: sessionmaker[Session] | None = None
         self.runtime = AnalysisRuntime(settings)
+
+        def announce(kind: str, job_id: str) -> None:
+            celery.send_task(kind, args=[job_id])
+
         # Whisper loads on the first recording this process takes, not at start.
-        self.handlers = build_handlers(self.runtime) | build_recording_handlers(
+        self.handlers = build_handlers(self.runtime, announce) | build_recording_handlers(
             settings.audio_dir,
             TranscriptionRuntime(settings),
             self.runtime,
-            announce=lambda kind, job_id: celery.send_task(kind, args=[job_id]),
+            announce=announce,
         )
         self.handlers |= build_detection_handlers(
             settings.detections,

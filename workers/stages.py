@@ -27,6 +27,9 @@ log = structlog.get_logger(__name__)
 
 SessionFactory = sessionmaker[Session]
 
+Announce = Callable[[str, str], None]
+"""Announces a committed job: ``announce(kind, job_id)`` (Celery: send the task)."""
+
 FEEDBACK_ANALYZE = "feedback.analyze"
 # Feedback columns handed to the analyzer with the text (the contract's optional input fields).
 _ANALYZER_FIELDS = (
@@ -188,9 +191,12 @@ class _Heartbeat:
 class FeedbackAnalyzeHandler:
     """`feedback.analyze`: analyse one item's text and store the contract object."""
 
-    def __init__(self, analyzer: Callable[[], Analyzer] | Analyzer) -> None:
+    def __init__(
+        self, analyzer: Callable[[], Analyzer] | Analyzer, announce: Announce | None = None
+    ) -> None:
         # A factory lets a process load its models lazily, on its first job.
         self._analyzer = analyzer
+        self._announce = announce
 
     def _get_analyzer(self) -> Analyzer:
         if hasattr(self._analyzer, "analyze"):
@@ -221,10 +227,22 @@ class FeedbackAnalyzeHandler:
             raise PermanentStageError(f"the analysis breaks the contract: {error}") from error
         with session_factory() as session:
             # Joins the transaction that stores the analysis: detections follow every one.
-            jobs.enqueue(session, detections.EVALUATE_KIND, job.subject_id)
-            analyses.complete_feedback_analysis(
+            detect_job = jobs.enqueue(session, detections.EVALUATE_KIND, job.subject_id).id
+            stored = analyses.complete_feedback_analysis(
                 session, job.id, job.subject_id, result, dict(result.get("model_versions", {}))
             )
+        if stored:
+            announce_committed(self._announce, detections.EVALUATE_KIND, detect_job)
+
+
+def announce_committed(announce: Announce | None, kind: str, job_id: str) -> None:
+    """Announce a committed job; a failure only delays it (the sweeper finds it)."""
+    if announce is None:
+        return
+    try:
+        announce(kind, job_id)
+    except Exception as error:  # committed: the sweeper announces it later
+        log.warning("announce_failed", kind=kind, job_id=job_id, error=repr(error))
 
 
 def analyzer_input(item: FeedbackItem) -> dict[str, Any]:
@@ -241,9 +259,15 @@ def analyzer_input(item: FeedbackItem) -> dict[str, Any]:
     return payload
 
 
-def build_handlers(analyzer: Callable[[], Analyzer] | Analyzer) -> dict[str, StageHandler]:
-    """The stage handlers of this release, keyed by job kind (= Celery task name)."""
-    return {FEEDBACK_ANALYZE: FeedbackAnalyzeHandler(analyzer)}
+def build_handlers(
+    analyzer: Callable[[], Analyzer] | Analyzer, announce: Announce | None = None
+) -> dict[str, StageHandler]:
+    """The stage handlers of this release, keyed by job kind (= Celery task name).
+
+    ``announce`` sends the next stage's job after commit (Celery); without it (embedded) the
+    runner's own polling finds it.
+    """
+    return {FEEDBACK_ANALYZE: FeedbackAnalyzeHandler(analyzer, announce)}
 
 
 def analyze_texts(analyzer: Analyzer, items: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -20,7 +20,14 @@ from service.contract import validate_analysis
 from service.db.repositories import detections, jobs, recordings, status
 from workers.call_analysis import summarise_call, turn_entry
 from workers.errors import PermanentStageError, WorkerError
-from workers.stages import Analyzer, ClaimedJob, SessionFactory, StageHandler
+from workers.stages import (
+    Analyzer,
+    Announce,
+    ClaimedJob,
+    SessionFactory,
+    StageHandler,
+    announce_committed,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -28,9 +35,6 @@ RECORDING_TRANSCRIBE = recordings.TRANSCRIBE_KIND
 RECORDING_ANALYZE = recordings.ANALYZE_KIND
 # At most one progress write per this many seconds of audio (and per 1% of it).
 AUDIO_SECONDS_PER_PROGRESS_WRITE = 15.0
-
-Announce = Callable[[str, str], None]
-"""Announces a committed job: ``announce(kind, job_id)`` (Celery: send the task)."""
 
 
 class Transcribing(Protocol):
@@ -106,11 +110,7 @@ class RecordingTranscribeHandler:
             analyze_job = recordings.complete_transcription(
                 session, job.id, job.subject_id, transcript
             )
-        if self._announce is not None:
-            try:
-                self._announce(RECORDING_ANALYZE, analyze_job)
-            except Exception as error:  # committed: the sweeper announces it later
-                log.warning("announce_failed", job_id=analyze_job, error=repr(error))
+        announce_committed(self._announce, RECORDING_ANALYZE, analyze_job)
 
     def _transcribe(
         self,
@@ -153,8 +153,11 @@ def _without_name(error: Exception, path: Path) -> str:
 class RecordingAnalyzeHandler:
     """`recording.analyze`: every turn scored in one analyzer call, the call summarised."""
 
-    def __init__(self, analyzer: Callable[[], Analyzer] | Analyzer) -> None:
+    def __init__(
+        self, analyzer: Callable[[], Analyzer] | Analyzer, announce: Announce | None = None
+    ) -> None:
         self._analyzer = analyzer
+        self._announce = announce
 
     def _get_analyzer(self) -> Analyzer:
         # A factory lets a process load its models lazily, on its first job.
@@ -195,8 +198,12 @@ class RecordingAnalyzeHandler:
         versions = dict(analysis.get("model_versions", {}))
         with session_factory() as session:
             # Joins the transaction that stores the analysis: detections follow every one.
-            jobs.enqueue(session, detections.EVALUATE_KIND, job.subject_id)
-            recordings.complete_analysis(session, job.id, job.subject_id, analysis, versions)
+            detect_job = jobs.enqueue(session, detections.EVALUATE_KIND, job.subject_id).id
+            stored = recordings.complete_analysis(
+                session, job.id, job.subject_id, analysis, versions
+            )
+        if stored:
+            announce_committed(self._announce, detections.EVALUATE_KIND, detect_job)
 
     def _score(self, transcript: dict[str, Any]) -> dict[str, Any]:
         segments = [s for s in transcript.get("segments", []) if s.get("text", "").strip()]
@@ -242,5 +249,5 @@ def build_recording_handlers(
     """The recording stage handlers, keyed by job kind (= Celery task name)."""
     return {
         RECORDING_TRANSCRIBE: RecordingTranscribeHandler(audio_dir, whisper, announce),
-        RECORDING_ANALYZE: RecordingAnalyzeHandler(analyzer),
+        RECORDING_ANALYZE: RecordingAnalyzeHandler(analyzer, announce),
     }

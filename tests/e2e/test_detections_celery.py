@@ -268,3 +268,53 @@ class TestDetectionsCelery:
         assert sorted(e["data"]["id"] for e in events) == sorted(sources)
         for event in events:
             assert event["data"]["seq"] == pulled[event["data"]["id"]]["seq"]
+
+    def test_each_stage_announces_the_next_without_waiting_for_a_sweep(
+        self,
+        postgres_url: str,
+        redis_url: str,
+        tmp_path: Path,
+        model_artifacts_dir: Path,
+        offline_env: dict[str, str],
+        session_factory: sessionmaker[Session],
+    ) -> None:
+        """Analysis -> detection -> delivery on announcements alone (the sweeper is for crashes)."""
+        settings = make_settings(
+            database_url=postgres_url,
+            data_dir=tmp_path / "data",
+            artifacts_dir=model_artifacts_dir,
+            backend="celery",
+            broker_url=redis_url,
+            # One sweep when the worker starts, then none for the rest of the test.
+            sweep_seconds=3600.0,
+        ).model_copy(update={"webhooks": WEBHOOKS})
+        log = tmp_path / "worker.log"
+        app = create_app(settings, CeleryDispatcher(settings), session_factory)
+        with (
+            webhook_receiver(Receiver()) as receiver,
+            TestClient(app) as client,
+            running(_worker(_worker_env(offline_env, settings), log)),
+        ):
+            created = client.post("/v1/webhooks", json={"url": receiver.url})
+            assert created.status_code == 201, created.text
+            secret = created.json()["secret"]
+            # The worker answers once its models are loaded: its one sweep is behind it.
+            probe = {"items": [{"id": "probe", "text": "Hello."}]}
+            wait_for(
+                lambda: client.post("/v1/analyze", json=probe).status_code == 200,
+                "the worker to answer",
+                log_path=log,
+            )
+            [item_id] = post_items(client, _items({"refund": COMPLAINTS["refund"]}))
+            poller = CursorPoller(client)
+            [detection] = wait_for(poller.poll, "the detection, pulled", log_path=log)
+            wait_for(receiver.accepted_ids, "the detection, pushed", log_path=log)
+            wait_for(
+                lambda: {status for _, _, status in _jobs(session_factory)} == {"done"},
+                "every job done",
+                log_path=log,
+            )
+        assert detection["sources"] == [{"type": "feedback", "id": item_id}]
+        [accepted] = receiver.accepted
+        event = verify(accepted["body"], accepted["headers"], secret)
+        assert (event["type"], event["data"]["id"]) == ("detection.created", detection["id"])
