@@ -79,6 +79,7 @@ def evaluate(
     test: np.ndarray,
 ) -> dict[str, float]:
     from nlp.taxonomy import CaseTypeMapper, MapperOptions, from_examples, validate_taxonomy
+    from nlp.taxonomy.examples import case_type_id
 
     vector_of = {rows[i]["text"].strip(): vectors[i] for i in train}
     data = from_examples([rows[i] for i in train], "text", "category", shots=shots, seed=seed)
@@ -93,7 +94,8 @@ def evaluate(
         example_vectors=np.stack([vector_of[t] for t in texts]),
     )
     fit_seconds = time.perf_counter() - started
-    gold = [rows[i]["category"] for i in test]
+    # Labels become case-type ids ("reverted_card_payment?" -> "reverted_card_payment").
+    gold = [case_type_id(rows[i]["category"]) for i in test]
     predicted = mapper.predict(vectors[test])
     examples = np.stack([vector_of[t] for t in texts])
     example_label = [c.id for c in taxonomy.case_types for _ in c.examples]

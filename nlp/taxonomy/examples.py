@@ -10,7 +10,8 @@ from typing import Any
 from nlp.taxonomy.errors import TaxonomyError
 
 
-def _slug(label: str) -> str:
+def case_type_id(label: str) -> str:
+    """The case-type id a label becomes: id-safe, spaces and other characters turned to '_'."""
     slug = re.sub(r"[^A-Za-z0-9_.:-]+", "_", label.strip()).strip("_")
     return slug or "unlabelled"
 
@@ -59,7 +60,7 @@ def from_examples(
         readable = label.replace("_", " ").strip()
         case_types.append(
             {
-                "id": _slug(label),
+                "id": case_type_id(label),
                 "name": readable[:1].upper() + readable[1:],
                 "definition": f"Texts labelled {label!r} in the source data.",
                 "examples": texts,
