@@ -87,6 +87,7 @@ class CaseTypeMapper:
         self.content_hash = content_hash(taxonomy)
         self._embed = embed
         self._ids = [c.id for c in taxonomy.case_types]
+        self._index = {type_id: k for k, type_id in enumerate(self._ids)}
         self._names = [c.name for c in taxonomy.case_types]
         self._parents = [c.parent for c in taxonomy.case_types]
         n_types = len(self._ids)
@@ -193,8 +194,11 @@ class CaseTypeMapper:
         stacked = np.vstack(unit_vectors) if unit_vectors else np.zeros((0, 1), np.float32)
         confidence, _, which = self.scores(stacked) if units else (None, None, None)
         out: list[dict[str, Any]] = []
+        rows_of: list[list[int]] = [[] for _ in items]
+        for i, unit in enumerate(units):
+            rows_of[unit[0]].append(i)
         for item_index, item in enumerate(items):
-            rows = [i for i, u in enumerate(units) if u[0] == item_index]
+            rows = rows_of[item_index]
             assert confidence is not None
             assert which is not None
             out.append(
@@ -242,7 +246,12 @@ class CaseTypeMapper:
     ) -> dict[str, Any]:
         hits = self._rules.find(text) if not self._rules.empty else {}
         found: list[dict[str, Any]] = []
-        for k, type_id in enumerate(self._ids):
+        # Only a type the learned part finds close enough, or one a pattern names, can be
+        # reported; rules can only add to (patterns) or remove (require_any, exclude) those.
+        close = confidence.max(axis=0) >= self.options.min_confidence if len(confidence) else []
+        named = {self._index[t] for t, field in hits if field == "patterns" and hits[(t, field)]}
+        for k in sorted({int(k) for k in np.flatnonzero(close)} | named):
+            type_id = self._ids[k]
             best, evidence = self._learned(text, spans, confidence[:, k], which[:, k])
             rules = self.taxonomy.case_types[k].rules
             if rules is not None:
