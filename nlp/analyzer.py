@@ -144,6 +144,19 @@ class TextAnalyzer:
         """
         texts = [_checked_text(item) for item in items]
         step = self.options.chunk_texts
+        if len(texts) > step:
+            # Chunks of similar lengths pad little in the encoder's batches; input order is
+            # restored at the end.
+            order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+            by_length = self._analyze_sorted([items[i] for i in order], [texts[i] for i in order])
+            analyses: list[Analysis] = [by_length[0]] * len(texts)
+            for position, i in enumerate(order):
+                analyses[i] = by_length[position]
+            return analyses
+        return self._analyze_sorted(items, texts)
+
+    def _analyze_sorted(self, items: Sequence[TextInput], texts: list[str]) -> list[Analysis]:
+        step = self.options.chunk_texts
         chunks = [(items[i : i + step], texts[i : i + step]) for i in range(0, len(texts), step)]
         if len(chunks) <= 1:
             analyses: list[Analysis] = []

@@ -91,6 +91,34 @@ class TestAnalyze:
             analyzer.analyze([{"id": "x", "text": None}])  # type: ignore[typeddict-item]
 
 
+class TestChunks:
+    def test_many_chunks_give_the_same_results_in_input_order(self, analyzer: TextAnalyzer) -> None:
+        """Length-sorted, pipelined chunks (stages included) equal one chunk, in input order."""
+        from dataclasses import replace
+
+        texts = [t for group in CLEAR.values() for t in group] + ["Ok.", "   ", "No. " * 30]
+        items = [{"id": f"item-{i}", "text": t} for i, t in enumerate(texts)]
+        seen: list[str] = []
+        whole = analyzer.analyze(items)
+        chunked = TextAnalyzer(
+            analyzer.encoder,
+            analyzer.splitter,
+            analyzer.heads,
+            options=replace(analyzer.options, chunk_texts=2),
+            stages=[lambda analyses: seen.extend(a.result["id"] for a in analyses)],
+        ).analyze(items)
+        assert [r["id"] for r in chunked] == [i["id"] for i in items]
+        assert sorted(seen) == sorted(i["id"] for i in items)
+        for a, b in zip(whole, chunked, strict=True):
+            assert a["sentiment"]["label"] == b["sentiment"]["label"]
+            assert [(s["start"], s["end"]) for s in a["sentences"]] == [
+                (s["start"], s["end"]) for s in b["sentences"]
+            ]
+            # int8 ONNX quantises activations per batch (dynamic quantisation), so a text's
+            # scores move a little with its batch-mates: equal within a few hundredths.
+            assert a["sentiment"]["scores"] == pytest.approx(b["sentiment"]["scores"], abs=0.05)
+
+
 class TestAdapterGuard:
     def test_head_for_another_encoder_is_refused(
         self, analyzer: TextAnalyzer, tmp_path: Path
