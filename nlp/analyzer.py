@@ -194,18 +194,6 @@ class TextAnalyzer:
         encodings: list[Encoding],
     ) -> list[Analysis]:
         """Heads, contract dicts and stages for one encoded chunk."""
-        analyses = self._score_chunk(items, texts, spans, encodings)
-        for stage in self.stages:
-            stage(analyses)
-        return analyses
-
-    def _score_chunk(
-        self,
-        items: Sequence[TextInput],
-        texts: list[str],
-        spans: list[list[Span]],
-        encodings: list[Encoding],
-    ) -> list[Analysis]:
         text_rows = _stack([e.text_vector for e in encodings])
         span_rows = _stack([e.span_vectors for e in encodings], self.encoder.dim)
         scored_texts = {n: _score(h, text_rows) for n, h in self.heads.items()}
@@ -231,6 +219,8 @@ class TextAnalyzer:
             result["sentences"] = sentences
             result["model_versions"] = dict(versions)
             analyses.append(Analysis(result, text, spans[i], encodings[i]))
+        for stage in self.stages:
+            stage(analyses)
         return analyses
 
 

@@ -7,6 +7,7 @@ set-up time (``W += scaling * B @ A``).
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -73,3 +74,34 @@ def save_adapter(wrapped: dict[str, LoraLinear], path: Path) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(path, **arrays)
     return path.stat().st_size
+
+
+def add_finetune_args(p: argparse.ArgumentParser, cache_dir: Path) -> None:
+    """Options every LoRA fine-tuning command shares."""
+    p.add_argument("--encoder-dir", type=Path, default=None)
+    p.add_argument("--cache-dir", type=Path, default=cache_dir)
+    p.add_argument("--seed", type=int, default=13)
+    p.add_argument("--layers", default="0,1,2,3,4,5")
+    p.add_argument("--rank", type=int, default=8)
+    p.add_argument("--alpha", type=float, default=16.0)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--max-length", type=int, default=64)
+    p.add_argument("--distill", type=float, default=1.0, help="weight of the 1-cos term")
+    p.add_argument("--threads", type=int, default=2)
+
+
+def length_bucketed_batches(
+    lengths: np.ndarray, size: int, rng: np.random.Generator
+) -> list[np.ndarray]:
+    """Row batches, length-sorted within shuffled pools of 50 batches: little padding, still
+    a random order."""
+    order = rng.permutation(len(lengths))
+    pool = size * 50
+    batches: list[np.ndarray] = []
+    for start in range(0, len(order), pool):
+        chunk = order[start : start + pool]
+        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
+        batches += [chunk[i : i + size] for i in range(0, len(chunk), size)]
+    rng.shuffle(batches)
+    return batches

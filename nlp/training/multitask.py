@@ -62,7 +62,12 @@ from nlp.training.data import (
     read_semeval2017,
     read_tweeteval,
 )
-from nlp.training.lora import add_lora, save_adapter
+from nlp.training.lora import (
+    add_finetune_args,
+    add_lora,
+    length_bucketed_batches,
+    save_adapter,
+)
 from nlp.training.sentiment import _TMP, default_encoder_dir, ensure_onnx
 
 
@@ -83,25 +88,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data-dir", type=Path, default=Path("../shared/data"))
     p.add_argument("--out-adapter", type=Path, default=_TMP / "multitask")
-    p.add_argument("--encoder-dir", type=Path, default=None)
-    p.add_argument("--cache-dir", type=Path, default=_TMP / "cache")
-    p.add_argument("--seed", type=int, default=13)
-    p.add_argument("--layers", default="0,1,2,3,4,5")
-    p.add_argument("--rank", type=int, default=8)
-    p.add_argument("--alpha", type=float, default=16.0)
-    p.add_argument("--lr", type=float, default=1e-3)
+    add_finetune_args(p, _TMP / "cache")
     p.add_argument("--head-lr", type=float, default=3e-3)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--max-length", type=int, default=64)
-    p.add_argument("--steps", type=int, default=3600)
-    p.add_argument("--max-minutes", type=float, default=55.0)
-    p.add_argument("--distill", type=float, default=1.0, help="weight of the 1-cos term")
+    p.add_argument("--steps", type=int, default=5000)
+    p.add_argument("--max-minutes", type=float, default=80.0)
     p.add_argument(
         "--task-weights",
         default="sentiment=1,emotions=1,intensity=1.5,irony=1",
         help="multipliers of the sqrt(size) task sampling probabilities",
     )
-    p.add_argument("--threads", type=int, default=2)
     return p.parse_args(argv)
 
 
@@ -188,19 +183,6 @@ class MultiTaskModel(nn.Module):
         return self.heads[task](self.dropout(z)), pooled
 
 
-def _batches(lengths: np.ndarray, size: int, rng: np.random.Generator) -> list[np.ndarray]:
-    # Length-sorted within shuffled pools of 50 batches: little padding, still random order.
-    order = rng.permutation(len(lengths))
-    pool = size * 50
-    batches: list[np.ndarray] = []
-    for start in range(0, len(order), pool):
-        chunk = order[start : start + pool]
-        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
-        batches += [chunk[i : i + size] for i in range(0, len(chunk), size)]
-    rng.shuffle(batches)
-    return batches
-
-
 def task_loss(task: Task, out: torch.Tensor, rows: np.ndarray) -> torch.Tensor:
     """The task's loss on a batch of its rows."""
     y = torch.from_numpy(task.y[rows])
@@ -278,7 +260,7 @@ def main(argv: list[str] | None = None) -> None:
     for step in range(args.steps):
         task = tasks[int(rng.choice(len(tasks), p=prob))]
         if not queues[task.name]:  # a new epoch of this task's length-bucketed batches
-            queues[task.name] = _batches(lengths[task.name], args.batch_size, rng)
+            queues[task.name] = length_bucketed_batches(lengths[task.name], args.batch_size, rng)
         rows = queues[task.name].pop()
         seen[task.name] += len(rows)
         ids_list = [encoded[task.name][i] for i in rows]

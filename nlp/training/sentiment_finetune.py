@@ -47,7 +47,12 @@ from nlp.training.data import (
     read_semeval2017,
     read_tweeteval,
 )
-from nlp.training.lora import add_lora, save_adapter
+from nlp.training.lora import (
+    add_finetune_args,
+    add_lora,
+    length_bucketed_batches,
+    save_adapter,
+)
 from nlp.training.sentiment import _TMP, default_encoder_dir, ensure_onnx
 
 HEAD_VERSION = "sentiment.v2"
@@ -60,20 +65,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--init-head", type=Path, default=Path("models/heads/sentiment"))
     p.add_argument("--out-head", type=Path, default=Path("models/heads/sentiment"))
     p.add_argument("--out-adapter", type=Path, default=Path("models/heads/encoder-adapter"))
-    p.add_argument("--encoder-dir", type=Path, default=None)
     p.add_argument("--work-dir", type=Path, default=_TMP / "finetune")
-    p.add_argument("--cache-dir", type=Path, default=_TMP / "cache")
-    p.add_argument("--seed", type=int, default=13)
-    p.add_argument("--layers", default="0,1,2,3,4,5")
-    p.add_argument("--rank", type=int, default=8)
-    p.add_argument("--alpha", type=float, default=16.0)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--max-length", type=int, default=64)
+    add_finetune_args(p, _TMP / "cache")
     p.add_argument("--epochs", type=float, default=1.0)
     p.add_argument("--max-minutes", type=float, default=40.0)
-    p.add_argument("--distill", type=float, default=1.0, help="weight of the 1-cos term")
-    p.add_argument("--threads", type=int, default=2)
     p.add_argument("--install", action="store_true", help="copy into --out-head/--out-adapter")
     return p.parse_args(argv)
 
@@ -102,19 +97,6 @@ class SentimentModel(nn.Module):
         pooled = (states * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
         logits = self.linear((pooled - self.mean) / self.scale)
         return logits, pooled
-
-
-def _batches(lengths: np.ndarray, size: int, rng: np.random.Generator) -> list[np.ndarray]:
-    # Length-sorted within shuffled pools of 50 batches: little padding, still random order.
-    order = rng.permutation(len(lengths))
-    pool = size * 50
-    batches: list[np.ndarray] = []
-    for start in range(0, len(order), pool):
-        chunk = order[start : start + pool]
-        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
-        batches += [chunk[i : i + size] for i in range(0, len(chunk), size)]
-    rng.shuffle(batches)
-    return batches
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -163,7 +145,7 @@ def main(argv: list[str] | None = None) -> None:
     rng = np.random.default_rng(args.seed)
     plan: list[np.ndarray] = []
     while len(plan) < args.epochs * len(texts) / args.batch_size:
-        plan += _batches(lengths, args.batch_size, rng)
+        plan += length_bucketed_batches(lengths, args.batch_size, rng)
     plan = plan[: int(np.ceil(args.epochs * len(texts) / args.batch_size))]
     deadline = started + args.max_minutes * 60
     train_start = time.time()
