@@ -141,6 +141,45 @@ def lj_phrases(
     return items
 
 
+def lj_pause_phrases(
+    transcriber: Transcriber, clips: list[tuple[Path, str]], out_dir: Path, gap: float = 0.1
+) -> list[tuple[Path, str]]:
+    """Short utterances as people make them: 1-5 words with a pause on both sides, at 8 kHz.
+
+    Read speech pauses at commas and phrase ends; every span of 1 to 5 words (each a word of
+    the reference heard surely, p >= 0.8) bounded by pauses of at least ``gap`` seconds (or
+    the clip's edge) is cut with half of each pause (at most 0.3 s), so no neighbouring word
+    leaks in, unlike ``lj_phrases``' edge cuts. Spans do not overlap; shortest first.
+    """
+    items: list[tuple[Path, str]] = []
+    for path, ref in clips:
+        audio = np.concatenate(list(stream_audio(path, channels=1)), axis=1)[0]
+        total = len(audio) / SAMPLE_RATE
+        ref_words = {_normalise(w) for w in ref.split()}
+        words = [w for s in transcriber.transcribe(path, language="en").segments for w in s.words]
+        starts = [w.start for w in words] + [total + 1.0]
+        ends = [-1.0] + [w.end for w in words]
+        before = [starts[i] - ends[i] for i in range(len(words))]  # pause before word i
+        after = [starts[i + 1] - ends[i + 1] for i in range(len(words))]  # and after it
+        used: set[int] = set()
+        for n in (1, 2, 3, 4, 5):
+            for k in range(len(words) - n + 1):
+                span = range(k, k + n)
+                if used & set(span) or before[k] < gap or after[k + n - 1] < gap:
+                    continue
+                heard = (_normalise(words[i].word) in ref_words for i in span)
+                if not all(heard) or min(words[i].probability for i in span) < 0.8:
+                    continue
+                a = words[k].start - min(0.3, before[k] / 2)
+                b = words[k + n - 1].end + min(0.3, after[k + n - 1] / 2)
+                target = out_dir / f"{path.stem}-{k}-{n}w-pauses.wav"
+                write_wav(target, to_8k(_cut(audio, max(0.0, a), min(total, b))), 8_000)
+                text = "".join(words[i].word for i in span).strip(" .,;:!?\"'")
+                items.append((target, text))
+                used |= set(span)
+    return items
+
+
 # What callers say to a phone menu or an agent in a word or three.
 SPOKEN = [
     "yes", "no", "zero", "one", "two", "three", "four", "five", "six", "seven", "eight",
@@ -301,6 +340,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         lj_items = lj_phrases(hinted, clips, Path(tmp))
         results["sets"]["short_8khz_lj"] = short_set("LJ phrases 8 kHz", lj_items, hinted, model)
+        paused = lj_pause_phrases(hinted, clips, Path(tmp))
+        results["sets"]["short_8khz_lj_pauses"] = short_set(
+            "LJ pause-bounded phrases 8 kHz", paused, hinted, model
+        )
         if shutil.which("espeak-ng"):
             es_items = espeak_utterances(Path(tmp))
             results["sets"]["short_8khz_espeak"] = short_set(
