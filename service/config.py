@@ -39,6 +39,9 @@ class QueueSettings(BaseModel):
     sweep_interval_seconds: float = Field(default=10.0, gt=0)
     max_attempts: int = Field(default=5, ge=1)
     embedded_threads: int = Field(default=1, ge=1)
+    # Embedded: webhook deliveries run on threads of their own, so that a receiver stalling
+    # until the timeout never holds up analysis (they wait on the network, not the CPU).
+    embedded_delivery_threads: int = Field(default=2, ge=1)
 
 
 class ModelSettings(BaseModel):
@@ -86,9 +89,7 @@ class DetectionSettings(BaseModel):
     incident_min_count: int = Field(default=5, ge=1)
     # Poisson tail probability below which a window's count is a spike.
     incident_p_value: float = Field(default=0.001, gt=0, lt=1)
-    incident_dimensions: list[Literal["case_type", "team", "employee", "location"]] = [
-        "case_type"
-    ]
+    incident_dimensions: list[Literal["case_type", "team", "employee", "location"]] = ["case_type"]
 
 
 class WebhookSettings(BaseModel):

@@ -3,19 +3,24 @@
 Started as ``undertone worker`` (or ``celery -A workers.celery_app worker``). Settings are
 read here, once, because this module is a composition root. Each task receives only a job
 id and hands it to `workers.stages.run_job`; the database decides whether there is anything
-to do, so duplicate or stale messages are harmless.
+to do, so duplicate, early or stale messages are harmless. A job put back for a later
+attempt is sent again at once with its due time as the ETA, so it runs then.
+
+A pool process loads the models only when its worker consumes a queue that needs them: a
+worker started with ``--queues undertone.delivery`` (webhook deliveries) loads none.
 
 The worker's main process runs a sweeper thread that re-sends jobs that are due but were
-never announced (the broker was down when the API accepted them) or whose lease expired
-(their worker died mid-task); their unacknowledged messages would otherwise only come back
-after the broker's visibility timeout.
+never announced (the broker was down when the API accepted them, or a message was lost) or
+whose lease expired (their worker died mid-task); their unacknowledged messages would
+otherwise only come back after the broker's visibility timeout.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from datetime import datetime
 from typing import Any
 
 import structlog
@@ -29,11 +34,14 @@ from service.db.engine import create_db_engine, create_session_factory
 from service.db.repositories import jobs
 from workers.celery_config import (
     AUDIO_QUEUE,
-    AUDIO_TASKS,
+    DELIVERY_QUEUE,
     JOBS_QUEUE,
+    MODEL_FREE_QUEUES,
     SYNC_TASK,
     celery_config,
+    queue_for,
 )
+from workers.celery_dispatch import send_job
 from workers.delivery import WEBHOOK_DELIVER, build_delivery_handlers
 from workers.runtime import AnalysisRuntime, worker_id
 from workers.stages import FEEDBACK_ANALYZE, RetryPolicy, build_handlers, run_job
@@ -52,14 +60,18 @@ from workers.transcribe import TranscriptionRuntime
 log = structlog.get_logger(__name__)
 
 STAGE_KINDS = (
-    FEEDBACK_ANALYZE, RECORDING_TRANSCRIBE, RECORDING_ANALYZE, DETECTIONS_EVALUATE,
-    INCIDENTS_EVALUATE, WEBHOOK_DELIVER,
+    FEEDBACK_ANALYZE,
+    RECORDING_TRANSCRIBE,
+    RECORDING_ANALYZE,
+    DETECTIONS_EVALUATE,
+    INCIDENTS_EVALUATE,
+    WEBHOOK_DELIVER,
 )
 
 
 def _send_all(celery: Celery, kind: str, job_ids: Sequence[str]) -> None:
     for job_id in job_ids:
-        celery.send_task(kind, args=[job_id])
+        send_job(celery, kind, job_id)
 
 
 class WorkerState:
@@ -72,7 +84,12 @@ class WorkerState:
         self.runtime = AnalysisRuntime(settings)
 
         def announce(kind: str, job_id: str) -> None:
-            celery.send_task(kind, args=[job_id])
+            send_job(celery, kind, job_id)
+
+        def announce_at(kind: str, job_id: str, due: datetime) -> None:
+            send_job(celery, kind, job_id, due)
+
+        self.announce_at = announce_at
 
         # Whisper loads on the first recording this process takes, not at start.
         self.handlers = build_handlers(self.runtime, announce) | build_recording_handlers(
@@ -118,6 +135,7 @@ def create_celery_app(settings: Settings) -> Celery:
             settings.queue.lease_seconds,
             state.handlers,
             state.retry,
+            announce_at=state.announce_at,
         )
         return outcome.value
 
@@ -139,11 +157,20 @@ app = create_celery_app(settings)
 _state: WorkerState = app.undertone_state  # type: ignore[attr-defined]
 
 
+def needs_models(queue_names: Iterable[str]) -> bool:
+    """Whether a worker consuming these queues runs tasks that need the models."""
+    return not set(queue_names) <= MODEL_FREE_QUEUES
+
+
 @signals.worker_process_init.connect
 def _load_models_in_child(**_: Any) -> None:
-    """Each pool process loads its own models before taking a task."""
+    """Each pool process loads its own models before taking a task (when it will need them)."""
     _state.reset_after_fork()
-    _state.runtime.load()
+    consumed = sorted(app.amqp.queues.consume_from)
+    if needs_models(consumed):
+        _state.runtime.load()
+    else:
+        log.info("models_not_loaded", queues=consumed, reason="no queue of this worker needs them")
 
 
 # ----------------------------------------------------------------------------------- sweeper
@@ -189,17 +216,19 @@ class Sweeper:
             session.commit()
         due_ids = {job_id for job_id, _, _ in due}
         self._sent = {k: v for k, v in self._sent.items() if k in due_ids}
-        waiting = {name: self._messages_waiting(name) for name in (JOBS_QUEUE, AUDIO_QUEUE)}
+        waiting = {
+            name: self._messages_waiting(name) for name in (JOBS_QUEUE, AUDIO_QUEUE, DELIVERY_QUEUE)
+        }
         sent = 0
         for job_id, kind, status in due:
             if now - self._sent.get(job_id, -self._resend_after) < self._resend_after:
                 continue
             # A queued job while messages still wait in line was most likely announced and
-            # is behind them; a running job with an expired lease lost its worker for sure.
-            queue_name = AUDIO_QUEUE if kind in AUDIO_TASKS else JOBS_QUEUE
-            if status == jobs.QUEUED and waiting[queue_name]:
+            # is behind them (a retry was announced for its due time when it was put back);
+            # a running job with an expired lease lost its worker for sure.
+            if status == jobs.QUEUED and waiting.get(queue_for(kind)):
                 continue
-            self._celery.send_task(kind, args=[job_id])
+            send_job(self._celery, kind, job_id)
             self._sent[job_id] = now
             sent += 1
         if sent:

@@ -6,6 +6,7 @@ import contextlib
 import queue
 import threading
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
@@ -16,7 +17,12 @@ from redis.exceptions import RedisError
 
 from service.config import Settings
 from service.dispatch import DispatchUnavailable
-from workers.celery_config import BROKER_CONNECT_TIMEOUT, SYNC_TASK, celery_config
+from workers.celery_config import (
+    BROKER_CONNECT_TIMEOUT,
+    MAX_ETA_SECONDS,
+    SYNC_TASK,
+    celery_config,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -30,6 +36,21 @@ def sending_app(settings: Settings) -> Celery:
     app = Celery("undertone", set_as_current=False)
     app.conf.update(celery_config(settings))
     return app
+
+
+def send_job(
+    app: Celery, kind: str, job_id: str, due: datetime | None = None, **options: Any
+) -> None:
+    """Send a job's task (named and routed by its kind, carrying only the job id).
+
+    With ``due`` in the future, the task waits in a worker until then (an ETA), at most
+    `MAX_ETA_SECONDS` ahead: a job due later is claimed by nobody when its task comes early,
+    and `workers.stages.run_job` sends it again for its due time.
+    """
+    now = datetime.now(UTC)
+    if due is not None and due > now:
+        options["eta"] = min(due, now + timedelta(seconds=MAX_ETA_SECONDS))
+    app.send_task(kind, args=[job_id], **options)
 
 
 class CeleryDispatcher:
@@ -80,13 +101,11 @@ class CeleryDispatcher:
                 return
             kind, job_id = entry
             try:
-                self._app.send_task(kind, args=[job_id], retry=False, ignore_result=True)
+                send_job(self._app, kind, job_id, retry=False, ignore_result=True)
             except Exception as error:  # any broker failure: the sweeper re-sends the job
                 log.warning("notify_failed", job_id=job_id, kind=kind, error=str(error))
 
-    def analyze_now(
-        self, items: Sequence[dict[str, Any]], timeout: float
-    ) -> list[dict[str, Any]]:
+    def analyze_now(self, items: Sequence[dict[str, Any]], timeout: float) -> list[dict[str, Any]]:
         """Run `analyze.sync` on a worker and wait for it; `DispatchUnavailable` if it can't."""
         if not self._broker_answers():
             raise DispatchUnavailable("the broker is unreachable")

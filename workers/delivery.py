@@ -3,10 +3,14 @@
 The message (body, ``webhook-id``) was fixed when the event was stored; each attempt signs
 it with a fresh ``webhook-timestamp``. A 2xx marks it delivered; anything else (a status,
 a timeout, a refused connection) counts an attempt and puts the job back with exponential
-backoff and jitter; after ``max_attempts`` the delivery is dead (visible, replayable). No
-database session is open while the request is in flight. A worker dying mid-request leaves
-the job to the sweeper, which sends the same message again: receivers deduplicate on
-``webhook-id``.
+backoff and jitter, answering `Rescheduled` so that the runner announces it for that time;
+after ``max_attempts`` the delivery is dead (visible, replayable). No database session is
+open while the request is in flight. A worker dying mid-request leaves the job to the
+sweeper, which sends the same message again: receivers deduplicate on ``webhook-id``.
+
+Deliveries have their own Celery queue (`workers.celery_config.DELIVERY_QUEUE`) and their
+own embedded threads: a receiver that stalls until the timeout holds up other deliveries at
+most, never analysis.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import structlog
 from service.config import WebhookSettings
 from service.db.repositories import jobs, webhooks
 from service.webhooks import headers_for, private_address
-from workers.stages import ClaimedJob, SessionFactory, StageHandler
+from workers.stages import ClaimedJob, Rescheduled, SessionFactory, StageHandler
 
 log = structlog.get_logger(__name__)
 
@@ -52,7 +56,7 @@ class WebhookDeliverHandler:
         )
         self._client = client
 
-    def __call__(self, session_factory: SessionFactory, job: ClaimedJob) -> None:
+    def __call__(self, session_factory: SessionFactory, job: ClaimedJob) -> Rescheduled | None:
         with session_factory() as session:
             delivery = webhooks.get_delivery(session, job.subject_id)
             subscription = (
@@ -63,7 +67,7 @@ class WebhookDeliverHandler:
             if delivery is None or subscription is None or delivery.status != webhooks.PENDING:
                 # Deleted, or already delivered / dead (a stale announcement): nothing to send.
                 jobs.finish(session, job.id)
-                return
+                return None
             url, secret = subscription.url, subscription.secret
             message_id, body = delivery.message_id, delivery.body
             session.commit()
@@ -73,23 +77,25 @@ class WebhookDeliverHandler:
             if error is None and status_code is not None:
                 webhooks.record_success(session, job.subject_id, job.id, status_code)
                 bound.info("webhook_delivered", status=status_code)
-                return
+                return None
+            error = error or "no response"
             result = webhooks.record_failure(
                 session,
                 job.subject_id,
                 job.id,
-                error or "no response",
+                error,
                 status_code,
                 self._options.max_attempts,
                 self._backoff.delay,
             )
-        if result is not None:
-            bound.warning(
-                "webhook_attempt_failed",
-                attempts=result.attempts,
-                status=result.status,
-                error=error,
-            )
+        if result is None:  # the delivery was deleted meanwhile; its job is done
+            return None
+        if result.status == webhooks.DEAD:
+            bound.error("webhook_dead", attempts=result.attempts, error=error)
+            return None
+        bound.warning("webhook_attempt_failed", attempts=result.attempts, error=error)
+        assert result.next_attempt_at is not None  # set with the job's run_after
+        return Rescheduled(result.next_attempt_at, result.attempts, error)
 
     def _send(
         self, url: str, message_id: str, body: str, secret: str

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+import enum
+
 import typer
+
+
+class Pool(enum.StrEnum):
+    """Celery execution pools `undertone worker` offers."""
+
+    PREFORK = "prefork"
+    THREADS = "threads"
 
 
 def register(root: typer.Typer) -> None:
@@ -12,7 +21,11 @@ def register(root: typer.Typer) -> None:
 
 def worker(
     concurrency: int = typer.Option(
-        1, "--concurrency", "-c", min=1, help="Worker processes, each with its own models."
+        1,
+        "--concurrency",
+        "-c",
+        min=1,
+        help="Worker processes, each with its own models (or threads, with --pool threads).",
     ),
     loglevel: str = typer.Option("INFO", "--loglevel", "-l", help="Celery log level."),
     queues: str | None = typer.Option(
@@ -21,8 +34,19 @@ def worker(
         "-Q",
         help=(
             "Comma-separated queues to take work from (default: all). Transcriptions go to "
-            "undertone.audio; e.g. one worker with `-Q undertone.audio` and another with "
-            "`-Q undertone.jobs,undertone.sync` keep long calls from delaying text feedback."
+            "undertone.audio, webhook deliveries to undertone.delivery; e.g. workers with "
+            "`-Q undertone.jobs,undertone.sync`, `-Q undertone.audio` and "
+            "`-Q undertone.delivery --pool threads -c 8` keep long calls and slow receivers "
+            "from delaying text feedback. A worker taking only undertone.delivery loads no model."
+        ),
+    ),
+    pool: Pool = typer.Option(
+        Pool.PREFORK,
+        "--pool",
+        "-P",
+        help=(
+            "prefork (analysis: one process per --concurrency, each with its models) or "
+            "threads (for undertone.delivery: many deliveries waiting on receivers at once)."
         ),
     ),
 ) -> None:
@@ -31,8 +55,14 @@ def worker(
     # rest of the CLI (and `undertone --help`) must not pay for.
     from workers.celery_app import app
 
-    argv = ["worker", f"--concurrency={concurrency}", f"--loglevel={loglevel}",
-            "--without-gossip", "--without-mingle"]
+    argv = [
+        "worker",
+        f"--concurrency={concurrency}",
+        f"--loglevel={loglevel}",
+        f"--pool={pool.value}",
+        "--without-gossip",
+        "--without-mingle",
+    ]
     if queues:
         argv.append(f"--queues={queues}")
     app.worker_main(argv=argv)

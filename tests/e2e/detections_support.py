@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -97,7 +98,8 @@ class RuleDetector:
 
 @dataclass
 class Receiver:
-    """What the local receiver saw: every request, and the ones it accepted.
+    """What the local receiver saw: every request (with its arrival, `time.monotonic()`, as
+    ``at``), and the ones it accepted.
 
     Each message's first ``failures_per_message`` requests fail with ``failure_status``;
     request number ``hang_on_request`` (1-based, 0 for none) of each message, one of those
@@ -139,7 +141,7 @@ def webhook_receiver(receiver: Receiver) -> Iterator[Receiver]:
             length = int(self.headers.get("content-length", "0"))
             body = self.rfile.read(length)
             headers = {k.lower(): v for k, v in self.headers.items()}
-            entry = {"headers": headers, "body": body}
+            entry = {"headers": headers, "body": body, "at": time.monotonic()}
             with receiver.lock:
                 receiver.requests.append(entry)
                 seen = sum(

@@ -424,3 +424,79 @@ class TestRealDetector:
 def _all_jobs_done(factory: sessionmaker[Session]) -> bool:
     with factory() as session:
         return set(session.scalars(select(Job.status))) == {"done"}
+
+
+def _delivery_jobs(factory: sessionmaker[Session]) -> dict[str, str]:
+    """Delivery id -> the status of its `webhook.deliver` job."""
+    with factory() as session:
+        rows = session.execute(
+            select(Job.subject_id, Job.status).where(Job.kind == "webhook.deliver")
+        ).all()
+        return {subject_id: status for subject_id, status in rows}
+
+
+class TestDeliveryScheduling:
+    def test_a_retry_runs_at_its_due_time_without_waiting_for_a_poll(
+        self, db_url: str, tmp_path: Path, session_factory: sessionmaker[Session]
+    ) -> None:
+        """Two failed attempts, each retried once its backoff is over: the threads poll hourly."""
+        backoff = 1.0
+        base = _settings(db_url, tmp_path)
+        settings = base.model_copy(
+            update={
+                "queue": base.queue.model_copy(update={"sweep_interval_seconds": 3600.0}),
+                "webhooks": base.webhooks.model_copy(
+                    update={
+                        "backoff_base_seconds": backoff,
+                        "backoff_max_seconds": 10.0,
+                        "jitter": 0.0,
+                    }
+                ),
+            }
+        )
+        with (
+            webhook_receiver(Receiver(failures_per_message=2)) as receiver,
+            _app(settings, session_factory) as client,
+        ):
+            _subscribe(client, receiver.url)
+            _post(client, [_item(1)])
+            [accepted] = wait_for(receiver.accepted_ids, "the third attempt", timeout=DEADLINE)
+        arrivals = [r["at"] for r in receiver.requests]
+        assert receiver.attempts_of(accepted) == 3
+        # Each retry waited for its due time (backoff 1 s, then 2 s), none ran early.
+        assert arrivals[1] - arrivals[0] >= backoff
+        assert arrivals[2] - arrivals[1] >= 2 * backoff
+
+    def test_a_stalled_receiver_does_not_hold_up_analysis(
+        self, db_url: str, tmp_path: Path, session_factory: sessionmaker[Session]
+    ) -> None:
+        """One stage thread: new feedback is analysed while every delivery waits on its receiver."""
+        base = _settings(db_url, tmp_path)
+        settings = base.model_copy(
+            update={
+                "queue": base.queue.model_copy(update={"embedded_threads": 1}),
+                # The sender waits this long; the receiver holds each first request longer.
+                "webhooks": base.webhooks.model_copy(update={"timeout_seconds": 45.0}),
+            }
+        )
+        stalling = Receiver(failures_per_message=1, hang_on_request=1, hang_seconds=120.0)
+        with webhook_receiver(stalling) as receiver, _app(settings, session_factory) as client:
+            hook, _secret = _subscribe(client, receiver.url)
+            [first] = _post(client, [_item(1)])
+            [stalled] = wait_for(receiver.hanging_ids, "a delivery in flight", timeout=DEADLINE)
+            [second] = _post(client, [_item(2, "The driver was rude.")])
+
+            def second_detected() -> bool:
+                found, _ = _pull_all(client)
+                return any(d["sources"][0]["id"] == second for d in found)
+
+            wait_for(second_detected, "the new item analysed and detected", timeout=DEADLINE)
+            # Meanwhile the first delivery is still in flight: its sender still waits.
+            assert stalled in receiver.hanging_ids()
+            deliveries = client.get(f"/v1/webhooks/{hook}/deliveries").json()["items"]
+            [stalled_delivery] = [d["id"] for d in deliveries if d["message_id"] == stalled]
+            assert _delivery_jobs(session_factory)[stalled_delivery] == "running"
+            receiver.released.set()
+            wait_for(lambda: len(receiver.accepted_ids()) == 2, "both messages", timeout=DEADLINE)
+        assert first != second
+        assert sorted(receiver.accepted_ids()) == sorted(d["message_id"] for d in deliveries)

@@ -8,6 +8,7 @@ real analyzer and the real detector (`nlp.detect`) on real Redis and PostgreSQL.
 
 from __future__ import annotations
 
+import re
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,6 +37,7 @@ from tests.e2e.support import (
     start_cli,
     wait_for,
 )
+from workers.celery_config import AUDIO_QUEUE, DELIVERY_QUEUE, JOBS_QUEUE, SYNC_QUEUE
 from workers.celery_dispatch import CeleryDispatcher
 
 pytestmark = [pytest.mark.slow, pytest.mark.celery]
@@ -52,6 +54,9 @@ WEBHOOKS = WebhookSettings(
     jitter=0.5,
     allow_private_urls=True,
 )
+
+# What a worker that leaves deliveries to a dedicated one consumes.
+MODEL_QUEUES = (JOBS_QUEUE, SYNC_QUEUE, AUDIO_QUEUE)
 
 # external id -> (fields, what the real models must make of it).
 COMPLAINTS: dict[str, dict[str, Any]] = {
@@ -108,13 +113,14 @@ def session_factory(postgres_url: str) -> Iterator[sessionmaker[Session]]:
 
 def _worker_env(base: dict[str, str], settings: Settings) -> dict[str, str]:
     env = process_env(base, settings)
+    hooks = settings.webhooks
     env.update(
         {
-            "UNDERTONE_WEBHOOKS__TIMEOUT_SECONDS": str(WEBHOOKS.timeout_seconds),
-            "UNDERTONE_WEBHOOKS__MAX_ATTEMPTS": str(WEBHOOKS.max_attempts),
-            "UNDERTONE_WEBHOOKS__BACKOFF_BASE_SECONDS": str(WEBHOOKS.backoff_base_seconds),
-            "UNDERTONE_WEBHOOKS__BACKOFF_MAX_SECONDS": str(WEBHOOKS.backoff_max_seconds),
-            "UNDERTONE_WEBHOOKS__JITTER": str(WEBHOOKS.jitter),
+            "UNDERTONE_WEBHOOKS__TIMEOUT_SECONDS": str(hooks.timeout_seconds),
+            "UNDERTONE_WEBHOOKS__MAX_ATTEMPTS": str(hooks.max_attempts),
+            "UNDERTONE_WEBHOOKS__BACKOFF_BASE_SECONDS": str(hooks.backoff_base_seconds),
+            "UNDERTONE_WEBHOOKS__BACKOFF_MAX_SECONDS": str(hooks.backoff_max_seconds),
+            "UNDERTONE_WEBHOOKS__JITTER": str(hooks.jitter),
             "UNDERTONE_WEBHOOKS__ALLOW_PRIVATE_URLS": "true",
             # Incidents re-emit detections (tested in test_detections); here each detection
             # has exactly one event, so counting messages means something.
@@ -124,8 +130,24 @@ def _worker_env(base: dict[str, str], settings: Settings) -> dict[str, str]:
     return env
 
 
-def _worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    return start_cli(["worker", "--concurrency", "1", "--loglevel", "INFO"], env, log)
+def _worker(env: dict[str, str], log: Path, *options: str) -> subprocess.Popen[bytes]:
+    return start_cli(["worker", "--concurrency", "1", "--loglevel", "INFO", *options], env, log)
+
+
+def _wait_until_answering(client: TestClient, log: Path) -> None:
+    """The worker answers once its models are loaded: its first sweep is behind it."""
+    probe = {"items": [{"id": "probe", "text": "Hello."}]}
+    wait_for(
+        lambda: client.post("/v1/analyze", json=probe).status_code == 200,
+        "the worker to answer",
+        log_path=log,
+    )
+
+
+def _log_events(log: Path, event: str, kind: str) -> int:
+    """How many lines of a worker log are `event` for a job of `kind` (colours stripped)."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", log.read_text(errors="replace"))
+    return sum(1 for line in text.splitlines() if f" {event} " in line and f"kind={kind}" in line)
 
 
 def _jobs(factory: sessionmaker[Session]) -> list[tuple[str, str, str]]:
@@ -298,13 +320,7 @@ class TestDetectionsCelery:
             created = client.post("/v1/webhooks", json={"url": receiver.url})
             assert created.status_code == 201, created.text
             secret = created.json()["secret"]
-            # The worker answers once its models are loaded: its one sweep is behind it.
-            probe = {"items": [{"id": "probe", "text": "Hello."}]}
-            wait_for(
-                lambda: client.post("/v1/analyze", json=probe).status_code == 200,
-                "the worker to answer",
-                log_path=log,
-            )
+            _wait_until_answering(client, log)
             [item_id] = post_items(client, _items({"refund": COMPLAINTS["refund"]}))
             poller = CursorPoller(client)
             [detection] = wait_for(poller.poll, "the detection, pulled", log_path=log)
@@ -318,3 +334,136 @@ class TestDetectionsCelery:
         [accepted] = receiver.accepted
         event = verify(accepted["body"], accepted["headers"], secret)
         assert (event["type"], event["data"]["id"]) == ("detection.created", detection["id"])
+
+
+class TestDeliveryScheduling:
+    def test_a_failed_delivery_is_retried_at_its_due_time_without_a_sweep(
+        self,
+        postgres_url: str,
+        redis_url: str,
+        tmp_path: Path,
+        model_artifacts_dir: Path,
+        offline_env: dict[str, str],
+        session_factory: sessionmaker[Session],
+    ) -> None:
+        """Each failed attempt is announced for its due time and runs then, logged as such."""
+        backoff = 1.0
+        settings = make_settings(
+            database_url=postgres_url,
+            data_dir=tmp_path / "data",
+            artifacts_dir=model_artifacts_dir,
+            backend="celery",
+            broker_url=redis_url,
+            # One sweep when the worker starts, then none for the rest of the test.
+            sweep_seconds=3600.0,
+        ).model_copy(
+            update={
+                "webhooks": WEBHOOKS.model_copy(
+                    update={
+                        "backoff_base_seconds": backoff,
+                        "backoff_max_seconds": 10.0,
+                        "jitter": 0.0,
+                    }
+                )
+            }
+        )
+        log = tmp_path / "worker.log"
+        app = create_app(settings, CeleryDispatcher(settings), session_factory)
+        with (
+            webhook_receiver(Receiver(failures_per_message=2)) as receiver,
+            TestClient(app) as client,
+            # The default worker: every queue, deliveries included.
+            running(_worker(_worker_env(offline_env, settings), log)),
+        ):
+            created = client.post("/v1/webhooks", json={"url": receiver.url})
+            assert created.status_code == 201, created.text
+            _wait_until_answering(client, log)
+            post_items(client, _items({"refund": COMPLAINTS["refund"]}))
+            [accepted] = wait_for(receiver.accepted_ids, "the third attempt", log_path=log)
+            wait_for(
+                lambda: {status for _, _, status in _jobs(session_factory)} == {"done"},
+                "every job done",
+                log_path=log,
+            )
+        arrivals = [r["at"] for r in receiver.requests]
+        assert receiver.attempts_of(accepted) == 3
+        # Each retry waited for its due time (backoff 1 s, then 2 s), none ran early.
+        assert arrivals[1] - arrivals[0] >= backoff
+        assert arrivals[2] - arrivals[1] >= 2 * backoff
+        # Two attempts put back, one done: the log says so.
+        assert _log_events(log, "job_rescheduled", "webhook.deliver") == 2
+        assert _log_events(log, "job_done", "webhook.deliver") == 1
+
+    def test_a_stalled_receiver_does_not_hold_up_analysis(
+        self,
+        postgres_url: str,
+        redis_url: str,
+        tmp_path: Path,
+        model_artifacts_dir: Path,
+        offline_env: dict[str, str],
+        session_factory: sessionmaker[Session],
+    ) -> None:
+        """A delivery worker waits on stalled receivers; new feedback is analysed meanwhile."""
+        settings = make_settings(
+            database_url=postgres_url,
+            data_dir=tmp_path / "data",
+            artifacts_dir=model_artifacts_dir,
+            backend="celery",
+            broker_url=redis_url,
+            sweep_seconds=3600.0,
+        ).model_copy(update={"webhooks": WEBHOOKS.model_copy(update={"timeout_seconds": 60.0})})
+        env = _worker_env(offline_env, settings)
+        model_log, delivery_log = tmp_path / "worker.log", tmp_path / "delivery.log"
+        app = create_app(settings, CeleryDispatcher(settings), session_factory)
+        # Each message's first request is held longer than the sender waits, until released.
+        stalling = Receiver(failures_per_message=1, hang_on_request=1, hang_seconds=300.0)
+        with (
+            webhook_receiver(stalling) as receiver,
+            TestClient(app) as client,
+            running(_worker(env, model_log, "--queues", ",".join(MODEL_QUEUES))),
+            running(
+                start_cli(
+                    [
+                        "worker",
+                        "--queues",
+                        DELIVERY_QUEUE,
+                        "--pool",
+                        "threads",
+                        "--concurrency",
+                        "2",
+                        "--loglevel",
+                        "INFO",
+                    ],
+                    env,
+                    delivery_log,
+                )
+            ),
+        ):
+            created = client.post("/v1/webhooks", json={"url": receiver.url})
+            assert created.status_code == 201, created.text
+            hook = created.json()["id"]
+            _wait_until_answering(client, model_log)
+            post_items(client, _items({"refund": COMPLAINTS["refund"]}))
+            [stalled] = wait_for(
+                receiver.hanging_ids, "a delivery in flight", log_path=delivery_log
+            )
+            [late] = post_items(client, _items(LATE))
+            poller = CursorPoller(client)
+
+            def late_detected() -> bool:
+                poller.poll()
+                return any(s["id"] == late for d in poller.seen for s in d["sources"])
+
+            wait_for(late_detected, "the new item analysed and detected", log_path=model_log)
+            # Meanwhile the first delivery is still in flight: its sender still waits.
+            assert stalled in receiver.hanging_ids()
+            deliveries = client.get(f"/v1/webhooks/{hook}/deliveries").json()["items"]
+            [stalled_delivery] = [d["id"] for d in deliveries if d["message_id"] == stalled]
+            assert ("webhook.deliver", stalled_delivery, "running") in _jobs(session_factory)
+            receiver.released.set()
+            wait_for(
+                lambda: len(receiver.accepted_ids()) == len(deliveries) == 2,
+                "both messages accepted",
+                log_path=delivery_log,
+            )
+        assert sorted(receiver.accepted_ids()) == sorted(d["message_id"] for d in deliveries)

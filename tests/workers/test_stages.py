@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -20,6 +21,7 @@ from workers.stages import (
     FEEDBACK_ANALYZE,
     ClaimedJob,
     Outcome,
+    Rescheduled,
     RetryPolicy,
     StageHandler,
     run_job,
@@ -28,8 +30,10 @@ from workers.stages import (
 RESULT = {
     "id": "x",
     "language": "en",
-    "sentiment": {"label": "negative", "scores": {"negative": 0.9, "neutral": 0.05,
-                                                 "positive": 0.05}},
+    "sentiment": {
+        "label": "negative",
+        "scores": {"negative": 0.9, "neutral": 0.05, "positive": 0.05},
+    },
     "sentences": [],
     "model_versions": {"encoder": "test"},
 }
@@ -76,8 +80,9 @@ class TestRunJob:
         """A claimed job stores one result and goes queued -> running -> done."""
         job_id = _accept(session_factory)
         calls: list[str] = []
-        outcome = run_job(session_factory, job_id, "w1", 30, {FEEDBACK_ANALYZE:
-                                                                _storing_handler(calls)})
+        outcome = run_job(
+            session_factory, job_id, "w1", 30, {FEEDBACK_ANALYZE: _storing_handler(calls)}
+        )
         assert outcome is Outcome.DONE
         job = _job(session_factory, job_id)
         assert job.status == "done"
@@ -101,8 +106,9 @@ class TestRunJob:
             assert jobs.claim(session, job_id, "dead-worker", 0.05) is not None
         time.sleep(0.2)
         calls: list[str] = []
-        outcome = run_job(session_factory, job_id, "w2", 30, {FEEDBACK_ANALYZE:
-                                                                _storing_handler(calls)})
+        outcome = run_job(
+            session_factory, job_id, "w2", 30, {FEEDBACK_ANALYZE: _storing_handler(calls)}
+        )
         assert outcome is Outcome.DONE
         assert calls == ["w2"]
         assert _job(session_factory, job_id).attempts == 2
@@ -147,8 +153,10 @@ class TestRunJob:
         assert job.run_after > utcnow()
         assert "disk full" in (job.last_error or "")
         # Not due yet: an early announcement does not run it.
-        assert run_job(session_factory, job_id, "w1", 30, {FEEDBACK_ANALYZE: broken},
-                       retry) is Outcome.NOT_CLAIMED
+        assert (
+            run_job(session_factory, job_id, "w1", 30, {FEEDBACK_ANALYZE: broken}, retry)
+            is Outcome.NOT_CLAIMED
+        )
 
     def test_the_last_attempt_fails_the_item(self, session_factory: Any) -> None:
         """After max_attempts the job and its item are failed, with the error kept."""
@@ -158,8 +166,10 @@ class TestRunJob:
             raise RuntimeError("still broken")
 
         retry = RetryPolicy(max_attempts=2, base_seconds=0)
-        outcomes = [run_job(session_factory, job_id, "w1", 30, {FEEDBACK_ANALYZE: broken},
-                            retry) for _ in range(3)]
+        outcomes = [
+            run_job(session_factory, job_id, "w1", 30, {FEEDBACK_ANALYZE: broken}, retry)
+            for _ in range(3)
+        ]
         assert outcomes == [Outcome.RETRY, Outcome.FAILED, Outcome.NOT_CLAIMED]
         job = _job(session_factory, job_id)
         assert job.status == "failed"
@@ -181,3 +191,137 @@ class TestRunJob:
         job_id = _accept(session_factory)
         assert run_job(session_factory, job_id, "w1", 30, {}) is Outcome.FAILED
         assert "feedback.analyze" in (_job(session_factory, job_id).last_error or "")
+
+
+class _Announcements:
+    """Records what `run_job` announces for later: (kind, job id, due time)."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str, datetime]] = []
+
+    def __call__(self, kind: str, job_id: str, due: datetime) -> None:
+        self.sent.append((kind, job_id, due))
+
+
+def _broken(factory: sessionmaker[Session], job: ClaimedJob) -> None:
+    raise RuntimeError("receiver down")
+
+
+class TestRetryAnnouncements:
+    def test_a_failed_attempt_is_announced_for_its_due_time(self, session_factory: Any) -> None:
+        """The retry is announced once, after commit, for the job's new run_after."""
+        job_id = _accept(session_factory)
+        announced = _Announcements()
+        retry = RetryPolicy(max_attempts=3, base_seconds=30)
+        outcome = run_job(
+            session_factory,
+            job_id,
+            "w1",
+            30,
+            {FEEDBACK_ANALYZE: _broken},
+            retry,
+            announce_at=announced,
+        )
+        assert outcome is Outcome.RETRY
+        job = _job(session_factory, job_id)
+        assert (job.status, job.attempts) == ("queued", 1)
+        assert announced.sent == [(FEEDBACK_ANALYZE, job_id, job.run_after)]
+
+    def test_a_handler_that_puts_its_job_back_is_a_retry_not_done(
+        self, session_factory: Any
+    ) -> None:
+        """A handler answering Rescheduled (as deliveries do) is announced for its due time."""
+        job_id = _accept(session_factory)
+        announced = _Announcements()
+
+        def counts_its_own_failure(factory: sessionmaker[Session], job: ClaimedJob) -> Rescheduled:
+            with factory() as session:
+                failed = jobs.fail(session, job.id, "HTTP 500", 45.0, max_attempts=10)
+                assert failed is not None
+                return Rescheduled(failed.run_after, 4, "HTTP 500")
+
+        outcome = run_job(
+            session_factory,
+            job_id,
+            "w1",
+            30,
+            {FEEDBACK_ANALYZE: counts_its_own_failure},
+            announce_at=announced,
+        )
+        assert outcome is Outcome.RETRY
+        job = _job(session_factory, job_id)
+        assert job.status == "queued"
+        assert announced.sent == [(FEEDBACK_ANALYZE, job_id, job.run_after)]
+
+    def test_an_early_announcement_claims_nothing_and_comes_again_when_due(
+        self, session_factory: Any
+    ) -> None:
+        """A task that arrives before its job is due is sent again for the due time."""
+        job_id = _accept(session_factory)
+        retry = RetryPolicy(max_attempts=3, base_seconds=30)
+        run_job(session_factory, job_id, "w1", 30, {FEEDBACK_ANALYZE: _broken}, retry)
+        due = _job(session_factory, job_id).run_after
+        calls: list[str] = []
+        announced = _Announcements()
+        outcome = run_job(
+            session_factory,
+            job_id,
+            "w2",
+            30,
+            {FEEDBACK_ANALYZE: _storing_handler(calls)},
+            retry,
+            announce_at=announced,
+        )
+        assert outcome is Outcome.NOT_CLAIMED
+        assert calls == []
+        job = _job(session_factory, job_id)
+        assert (job.status, job.attempts, job.run_after) == ("queued", 1, due)
+        assert announced.sent == [(FEEDBACK_ANALYZE, job_id, due)]
+
+    def test_a_duplicate_of_a_running_or_finished_job_announces_nothing(
+        self, session_factory: Any
+    ) -> None:
+        """Twice announced: the lease, then the done status, turn the second one away."""
+        job_id = _accept(session_factory)
+        with session_factory() as session:
+            assert jobs.claim(session, job_id, "w1", 30) is not None
+        calls: list[str] = []
+        handlers = {FEEDBACK_ANALYZE: _storing_handler(calls)}
+        announced = _Announcements()
+        assert (
+            run_job(session_factory, job_id, "w2", 30, handlers, announce_at=announced)
+            is Outcome.NOT_CLAIMED
+        )
+        subject_id = _job(session_factory, job_id).subject_id
+        with session_factory() as session:
+            analyses.complete_feedback_analysis(session, job_id, subject_id, RESULT, {})
+        assert (
+            run_job(session_factory, job_id, "w2", 30, handlers, announce_at=announced)
+            is Outcome.NOT_CLAIMED
+        )
+        assert calls == []
+        assert announced.sent == []
+        assert _analysis_count(session_factory) == 1
+
+
+class TestNextDue:
+    def test_the_soonest_retry_or_lease_of_the_given_kinds(self, session_factory: Any) -> None:
+        """How long an idle runner may sleep: the earliest run_after or lease end of its kinds."""
+        first, second = _accept(session_factory, "ext-1"), _accept(session_factory, "ext-2")
+        queued_at = _job(session_factory, first).run_after
+        with session_factory() as session:
+            assert jobs.next_due(session, ["webhook.deliver"]) is None
+            assert jobs.next_due(session, [FEEDBACK_ANALYZE]) == queued_at
+            session.commit()
+        with session_factory() as session:
+            jobs.fail(session, first, "later", 600.0, max_attempts=5)
+            jobs.fail(session, second, "later", 60.0, max_attempts=5)
+            # Claimed once due (a minute on): its lease ends before the other's retry.
+            claimed = jobs.claim(session, second, "w1", 30, now=utcnow() + timedelta(minutes=2))
+            assert claimed is not None
+        lease_until, retry_at = claimed.lease_until, _job(session_factory, first).run_after
+        assert lease_until is not None
+        assert lease_until < retry_at
+        with session_factory() as session:
+            assert jobs.next_due(session, [FEEDBACK_ANALYZE]) == lease_until
+            session.commit()

@@ -28,6 +28,13 @@ Signatures (all times are timezone-aware UTC; ``now`` defaults to the current ti
     due_jobs(session, now=None, limit=100) -> list[Job]
         Queued jobs whose run_after is due and running jobs whose lease expired: what the
         sweeper re-announces. Read only (no commit needed, none done).
+    not_due_until(session, job_id, now=None) -> tuple[str, datetime] | None
+        (kind, run_after) of a queued job that is not due yet, else None: an announcement
+        that came early is sent again for then. Read only.
+    next_due(session, kinds) -> datetime | None
+        The soonest moment a job of these kinds becomes claimable (a queued job's run_after,
+        a running job's lease_until), None when there is none: how long a runner may sleep.
+        Read only.
     get(session, job_id) -> Job | None
 
 `service.db.repositories.analyses.complete_feedback_analysis(session, job_id, feedback_id,
@@ -40,7 +47,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
@@ -252,9 +259,32 @@ def due_jobs(session: Session, now: datetime | None = None, limit: int = 100) ->
     return list(session.scalars(query))
 
 
+def not_due_until(
+    session: Session, job_id: str, now: datetime | None = None
+) -> tuple[str, datetime] | None:
+    """(kind, run_after) when the job is queued but not due yet; None otherwise."""
+    now = now or utcnow()
+    row = session.execute(
+        select(Job.kind, Job.run_after).where(
+            Job.id == job_id, Job.status == QUEUED, Job.run_after > now
+        )
+    ).first()
+    return (row.kind, row.run_after) if row is not None else None
+
+
+def next_due(session: Session, kinds: Sequence[str]) -> datetime | None:
+    """The soonest run_after of a queued job or lease_until of a running one, of these kinds."""
+    queued = session.scalar(
+        select(func.min(Job.run_after)).where(Job.kind.in_(list(kinds)), Job.status == QUEUED)
+    )
+    leased = session.scalar(
+        select(func.min(Job.lease_until)).where(Job.kind.in_(list(kinds)), Job.status == RUNNING)
+    )
+    candidates = [t for t in (queued, leased) if t is not None]
+    return min(candidates) if candidates else None
+
+
 def count_by_status(session: Session) -> dict[str, int]:
     """How many jobs are in each status (for /metrics)."""
-    from sqlalchemy import func
-
     rows = session.execute(select(Job.status, func.count()).group_by(Job.status))
     return {status: count for status, count in rows}
