@@ -7,10 +7,12 @@ Everything below the composition roots (app factory, Celery app, CLI) takes argu
 
 from __future__ import annotations
 
+import base64
+import binascii
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -92,8 +94,25 @@ class DetectionSettings(BaseModel):
     incident_dimensions: list[Literal["case_type", "team", "employee", "location"]] = ["case_type"]
 
 
+def split_keys(text: str) -> list[str]:
+    """The keys of a comma-separated list, blanks dropped."""
+    return [key.strip() for key in text.split(",") if key.strip()]
+
+
+def _is_fernet_key(key: str) -> bool:
+    # Fernet's own rule (cryptography.fernet.Fernet.__init__), checked here so that a bad key
+    # fails at start-up with the settings' other errors rather than at the first delivery.
+    try:
+        return len(base64.urlsafe_b64decode(key.encode("ascii"))) == 32
+    except (binascii.Error, UnicodeEncodeError, ValueError):
+        return False
+
+
 class WebhookSettings(BaseModel):
     """Pushing detections to subscribers (Standard Webhooks)."""
+
+    # A validation error must never echo a key back into a log.
+    model_config = ConfigDict(hide_input_in_errors=True)
 
     timeout_seconds: float = Field(default=10.0, gt=0)
     max_attempts: int = Field(default=8, ge=1)
@@ -103,13 +122,38 @@ class WebhookSettings(BaseModel):
     jitter: float = Field(default=0.2, ge=0, le=1)
     # Receivers on private addresses (e.g. http://127.0.0.1) are refused unless allowed.
     allow_private_urls: bool = False
+    # Fernet keys, comma-separated, that encrypt subscription secrets at rest: the first
+    # encrypts, any of them decrypts (rotation). Unset: secrets are stored in plaintext.
+    secret_keys: SecretStr | None = None
+
+    @field_validator("secret_keys")
+    @classmethod
+    def _fernet_keys(cls, value: SecretStr | None) -> SecretStr | None:
+        keys = split_keys(value.get_secret_value()) if value is not None else []
+        for number, key in enumerate(keys, start=1):
+            if not _is_fernet_key(key):
+                raise ValueError(
+                    f"key {number} of {len(keys)} is not a Fernet key (32 url-safe "
+                    "base64-encoded bytes); make one with `undertone webhooks generate-key`"
+                )
+        return SecretStr(",".join(keys)) if keys else None
+
+    @property
+    def fernet_keys(self) -> list[str]:
+        """The configured keys, first (the one that encrypts) first; empty when unset."""
+        return split_keys(self.secret_keys.get_secret_value()) if self.secret_keys else []
 
 
 class Settings(BaseSettings):
     """All of Undertone's settings."""
 
+    # Errors name the setting and the rule, never the value: some values are secrets (keys,
+    # passwords in URLs).
     model_config = SettingsConfigDict(
-        env_prefix="UNDERTONE_", env_nested_delimiter="__", extra="ignore"
+        env_prefix="UNDERTONE_",
+        env_nested_delimiter="__",
+        extra="ignore",
+        hide_input_in_errors=True,
     )
 
     data_dir: Path = Path("var")

@@ -88,3 +88,10 @@ class Conflict(UndertoneError):
 
     status_code = 409
     code = "conflict"
+
+
+class SecretUndecryptable(UndertoneError):
+    """A stored secret is encrypted and no configured key decrypts it (a key is missing)."""
+
+    status_code = 503
+    code = "secret_undecryptable"

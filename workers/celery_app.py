@@ -32,6 +32,7 @@ from sqlalchemy.pool import NullPool
 from service.config import Settings
 from service.db.engine import create_db_engine, create_session_factory
 from service.db.repositories import jobs
+from service.secrets_at_rest import UNENCRYPTED_HINT
 from workers.celery_config import (
     AUDIO_QUEUE,
     DELIVERY_QUEUE,
@@ -252,6 +253,13 @@ def _start_sweeper(sender: Any = None, **_: Any) -> None:
     global _sweeper
     _sweeper = Sweeper(app, settings)
     _sweeper.start()
+
+
+@signals.worker_ready.connect
+def _warn_unencrypted_secrets(**_: Any) -> None:
+    """Once per worker (its main process): without a key, webhook secrets are plaintext."""
+    if not settings.webhooks.fernet_keys:
+        log.warning("webhook_secrets_unencrypted", hint=UNENCRYPTED_HINT)
 
 
 @signals.worker_shutdown.connect

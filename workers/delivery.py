@@ -8,6 +8,11 @@ after ``max_attempts`` the delivery is dead (visible, replayable). No database s
 open while the request is in flight. A worker dying mid-request leaves the job to the
 sweeper, which sends the same message again: receivers deduplicate on ``webhook-id``.
 
+The subscription's secret is unsealed with ``webhooks.secret_keys`` (`service.secrets_at_rest`)
+just before signing. A secret that no configured key decrypts is not sent: the attempt fails
+with that reason on the delivery (and its job), and is retried with the same backoff, so a
+process started with the missing key can still deliver it; after the last attempt it is dead.
+
 Deliveries have their own Celery queue (`workers.celery_config.DELIVERY_QUEUE`) and their
 own embedded threads: a receiver that stalls until the timeout holds up other deliveries at
 most, never analysis.
@@ -22,7 +27,10 @@ import httpx
 import structlog
 
 from service.config import WebhookSettings
+from service.db.models_detections import WebhookSubscription
 from service.db.repositories import jobs, webhooks
+from service.errors import SecretUndecryptable
+from service.secrets_at_rest import SecretCipher
 from service.webhooks import headers_for, private_address
 from workers.stages import ClaimedJob, Rescheduled, SessionFactory, StageHandler
 
@@ -55,6 +63,7 @@ class WebhookDeliverHandler:
             options.backoff_base_seconds, options.backoff_max_seconds, options.jitter
         )
         self._client = client
+        self._cipher = SecretCipher.from_settings(options)
 
     def __call__(self, session_factory: SessionFactory, job: ClaimedJob) -> Rescheduled | None:
         with session_factory() as session:
@@ -68,10 +77,13 @@ class WebhookDeliverHandler:
                 # Deleted, or already delivered / dead (a stale announcement): nothing to send.
                 jobs.finish(session, job.id)
                 return None
-            url, secret = subscription.url, subscription.secret
-            message_id, body = delivery.message_id, delivery.body
+            url, message_id, body = subscription.url, delivery.message_id, delivery.body
+            secret, refused = self._signing_secret(subscription)
             session.commit()
-        status_code, error = self._send(url, message_id, body, secret)
+        if secret is None:
+            status_code, error = None, refused
+        else:
+            status_code, error = self._send(url, message_id, body, secret)
         bound = log.bind(delivery_id=job.subject_id, message_id=message_id, url=url)
         with session_factory() as session:
             if error is None and status_code is not None:
@@ -96,6 +108,13 @@ class WebhookDeliverHandler:
         bound.warning("webhook_attempt_failed", attempts=result.attempts, error=error)
         assert result.next_attempt_at is not None  # set with the job's run_after
         return Rescheduled(result.next_attempt_at, result.attempts, error)
+
+    def _signing_secret(self, subscription: WebhookSubscription) -> tuple[str | None, str | None]:
+        """The plaintext secret, or None and why it cannot be had (a key is missing)."""
+        try:
+            return webhooks.signing_secret(subscription, self._cipher), None
+        except SecretUndecryptable as error:
+            return None, f"not sent: {error.message}"
 
     def _send(
         self, url: str, message_id: str, body: str, secret: str

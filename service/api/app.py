@@ -24,6 +24,7 @@ from service.audio import AudioProbe
 from service.config import Settings
 from service.dispatch import Dispatcher
 from service.logging import get_logger
+from service.secrets_at_rest import UNENCRYPTED_HINT, SecretCipher
 
 log = get_logger(__name__)
 
@@ -48,11 +49,15 @@ def create_app(
         owned_engine = create_db_engine(settings.resolved_database_url)
         session_factory = create_session_factory(owned_engine)
     factory = session_factory
+    # Webhook secrets are sealed with webhooks.secret_keys (see service.secrets_at_rest).
+    secret_cipher = SecretCipher.from_settings(settings.webhooks)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         dispatcher.start()
         log.info("api_started", queue=settings.queue.backend, auth=settings.api.auth_enabled)
+        if not secret_cipher.encrypts:
+            log.warning("webhook_secrets_unencrypted", hint=UNENCRYPTED_HINT)
         try:
             yield
         finally:
@@ -70,6 +75,7 @@ def create_app(
     app.state.dispatcher = dispatcher
     app.state.session_factory = factory
     app.state.audio_probe = audio_probe
+    app.state.secret_cipher = secret_cipher
     app.state.max_request_bytes = settings.api.max_request_bytes
     app.state.metrics = ApiMetrics(lambda: _count_jobs(factory))
     install_error_handlers(app)

@@ -75,7 +75,14 @@ def create_webhook(
             code="private_url",
         )
     secret = generate_secret()
-    row = webhooks.create_subscription(session, url, body.event_types, secret, body.description)
+    row = webhooks.create_subscription(
+        session,
+        url,
+        body.event_types,
+        secret,
+        body.description,
+        cipher=request.app.state.secret_cipher,
+    )
     session.commit()
     return WebhookCreated(**_out(row).model_dump(), secret=secret)
 

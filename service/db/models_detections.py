@@ -137,6 +137,8 @@ class WebhookSubscription(Base):
     url: Mapped[str] = mapped_column(String(2000))
     description: Mapped[str | None] = mapped_column(String(500), default=None)
     event_types: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # "fernet:<token>" (171 characters for a whsec_ secret) when webhooks.secret_keys is set,
+    # else the secret itself; read it through repositories.webhooks.signing_secret.
     secret: Mapped[str] = mapped_column(String(200))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -6,12 +6,16 @@ every retry sends the same bytes under the same ``webhook-id``. Attempts are cou
 delivery: a failed attempt puts its job back in the queue with ``run_after`` = the backoff
 (the job's own attempt counter, which guards against workers dying, starts again), and
 after the last attempt the delivery is ``dead`` until replayed.
+
+Signing secrets are stored sealed by a `SecretCipher` (encrypted when keys are configured);
+`signing_secret` is the one reader of the plaintext, for the sender.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -21,6 +25,8 @@ from sqlalchemy.orm import Session
 from service.db.models import Job, utcnow
 from service.db.models_detections import Detection, WebhookDelivery, WebhookSubscription
 from service.db.repositories import jobs
+from service.errors import SecretUndecryptable
+from service.secrets_at_rest import SecretCipher
 
 DELIVER_KIND = "webhook.deliver"
 PENDING, DELIVERED, DEAD = "pending", "delivered", "dead"
@@ -34,10 +40,16 @@ def create_subscription(
     event_types: Sequence[str],
     secret: str,
     description: str | None = None,
+    *,
+    cipher: SecretCipher,
 ) -> WebhookSubscription:
-    """Add a subscription (no commit)."""
+    """Add a subscription, its secret sealed by ``cipher`` (no commit)."""
     row = WebhookSubscription(
-        url=url, event_types=list(event_types), secret=secret, description=description, active=True
+        url=url,
+        event_types=list(event_types),
+        secret=cipher.seal(secret),
+        description=description,
+        active=True,
     )
     session.add(row)
     session.flush()
@@ -47,6 +59,57 @@ def create_subscription(
 def get_subscription(session: Session, subscription_id: str) -> WebhookSubscription | None:
     """One subscription by id."""
     return session.get(WebhookSubscription, subscription_id)
+
+
+def signing_secret(subscription: WebhookSubscription, cipher: SecretCipher) -> str:
+    """The subscription's plaintext secret, to sign with.
+
+    Raises:
+        SecretUndecryptable: it is stored encrypted and no key of ``cipher`` decrypts it.
+    """
+    return cipher.unseal(subscription.secret)
+
+
+@dataclass
+class Reencrypted:
+    """What `reencrypt_secrets` did: rows changed, rows already under the first key, and the
+    ids of rows no configured key decrypts (left as they were)."""
+
+    changed: int = 0
+    unchanged: int = 0
+    undecryptable: list[str] = field(default_factory=list)
+
+
+def reencrypt_secrets(session: Session, cipher: SecretCipher) -> Reencrypted:
+    """Store every secret encrypted with the first key of ``cipher`` (no commit).
+
+    Plaintext secrets are encrypted, secrets under another configured key re-encrypted, those
+    already under the first key left alone, so a second run changes nothing. Each row is
+    updated only if its secret is still the one read (a concurrent change wins).
+    """
+    result = Reencrypted()
+    rows = session.execute(
+        select(WebhookSubscription.id, WebhookSubscription.secret).order_by(
+            WebhookSubscription.created_at, WebhookSubscription.id
+        )
+    ).all()
+    for subscription_id, stored in rows:
+        try:
+            sealed = cipher.reseal(stored)
+        except SecretUndecryptable:
+            result.undecryptable.append(subscription_id)
+            continue
+        if sealed is None:
+            result.unchanged += 1
+            continue
+        updated = session.execute(
+            update(WebhookSubscription)
+            .where(WebhookSubscription.id == subscription_id, WebhookSubscription.secret == stored)
+            .values(secret=sealed)
+            .execution_options(synchronize_session=False)
+        )
+        result.changed += updated.rowcount  # type: ignore[attr-defined]
+    return result
 
 
 def list_subscriptions(session: Session) -> list[WebhookSubscription]:
