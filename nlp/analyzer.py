@@ -15,6 +15,7 @@ from typing import Any, Required, TypedDict
 
 import numpy as np
 
+from nlp.detect import cues
 from nlp.encoder import Encoder, EncoderOptions, Encoding, FloatArray, Span
 from nlp.errors import InputError, ModelLoadError
 from nlp.heads import Head, load_heads
@@ -45,9 +46,15 @@ Stage = Callable[[Sequence[Analysis]], None]
 
 @dataclass(frozen=True)
 class AnalyzerOptions:
-    """Analyzer options: texts per encoder call (the encoder batches windows inside it)."""
+    """Analyzer options.
+
+    ``chunk_texts``: texts per encoder call (the encoder batches windows inside it).
+    ``ironic_sentiment``: read a sarcastic text's (or sentence's) sentiment as meant, not as
+    worded (see ``_ironic_sentiment``); the head's own reading stays in ``sentiment.literal``.
+    """
 
     chunk_texts: int = 512
+    ironic_sentiment: bool = True
 
 
 @dataclass
@@ -208,6 +215,7 @@ class TextAnalyzer:
                 sentence["text"] = text[s_start:s_end]
                 sentence.update({n: rows[offset + j] for n, rows in scored_spans.items()})
                 _merge_intensity(sentence)
+                self._read_irony(sentence, sentence["text"])
                 sentences.append(sentence)
             offset += len(spans[i])
             result: dict[str, Any] = {
@@ -216,12 +224,53 @@ class TextAnalyzer:
             }
             result.update({n: rows[i] for n, rows in scored_texts.items()})
             _merge_intensity(result)
+            self._read_irony(result, text)
             result["sentences"] = sentences
             result["model_versions"] = dict(versions)
             analyses.append(Analysis(result, text, spans[i], encodings[i]))
         for stage in self.stages:
             stage(analyses)
         return analyses
+
+    def _read_irony(self, scored: dict[str, Any], text: str) -> None:
+        irony = self.heads.get("irony")
+        if self.options.ironic_sentiment and irony is not None:
+            _ironic_sentiment(scored, text, irony.meta.thresholds.get("irony", 0.5))
+
+
+def _ironic_sentiment(scored: dict[str, Any], text: str, irony_threshold: float) -> None:
+    """Read a sarcastic unit's sentiment as meant, not as worded.
+
+    The sentiment head reads the words: "Great, another hour on hold. Just perfect." is
+    positive to it. Sarcasm is praise wrapped around a bad situation, so when the irony head
+    says the unit is ironic (at or above its threshold) and its words name a negative
+    situation ("on hold", "delayed again", "charged twice", "nobody answered":
+    ``cues.NEGATIVE_SITUATION``), the ironic share of the positive probability moves to
+    negative: ``positive' = positive x (1 - irony)``. The head's own scores stay in
+    ``sentiment["literal"]``.
+
+    Irony alone moves nothing: the irony head also fires on sincere superlatives ("Delivery
+    arrived a day early, brilliant." 0.92). Gating on the complaint head instead was measured
+    and dropped: it scores thanks that mention a problem ("Best service ever, they fixed my
+    laptop in an hour!") above 0.5, so it flipped sincere praise (models/heads/AFFECT.md).
+    """
+    irony, sentiment = scored.get("irony"), scored.get("sentiment")
+    if not isinstance(irony, float) or irony < irony_threshold or not isinstance(sentiment, dict):
+        return
+    if not cues.find(cues.NEGATIVE_SITUATION, text):
+        return
+    literal: dict[str, float] = sentiment["scores"]
+    moved = literal.get("positive", 0.0) * irony
+    if moved <= 0.0:
+        return
+    scores = dict(literal)
+    scores["positive"] = round(literal["positive"] - moved, 4)
+    scores["negative"] = round(literal["negative"] + moved, 4)
+    scored["sentiment"] = {
+        "label": max(scores, key=lambda label: scores[label]),
+        "scores": scores,
+        "literal": literal,
+    }
 
 
 def _checked_text(item: Mapping[str, Any]) -> str:

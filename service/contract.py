@@ -20,6 +20,9 @@ class Sentiment(BaseModel):
 
     label: SentimentLabel
     scores: dict[SentimentLabel, float]
+    # The sentiment head's own scores when the text was read as sarcastic (irony plus a
+    # negative situation moved the ironic share of "positive" to "negative"); else absent.
+    literal: dict[SentimentLabel, float] | None = None
 
 
 class EmotionScore(BaseModel):

@@ -78,22 +78,27 @@ def _spans(unit: Unit, matches: Sequence[cues.Match]) -> list[Evidence]:
 def irony(units: Sequence[Unit], irony_threshold: float) -> Signal | None:
     """Irony or sarcasm carrying a negative meaning.
 
-    With an irony head the probability counts when the unit has negative context (negative
-    sentiment, a complaint score, or a negative situation in its words); without one, the
-    lexical cue (a positive word beside a negative situation, or a sarcastic set phrase).
+    With an irony head the probability counts when the unit has negative context: negative
+    sentiment (the analyzer's ironic reading included) or a negative situation in its words.
+    A complaint score alone is not enough: irony heads trained on tweets fire on sincere
+    service praise ("Great service, the agent fixed it in five minutes." irony 0.99,
+    complaint 0.53), and on 3,000 airline tweets dropping that path cut the signal on
+    positive tweets from 10.1% to 6.6% (negative tweets 42.3% -> 39.7%). Without an irony
+    head, the lexical cue (a positive word beside a negative situation, or a sarcastic set
+    phrase).
     """
     best: Signal | None = None
     for unit in units:
         situations = cues.find(cues.NEGATIVE_SITUATION, unit.text)
         found: Signal | None = None
-        if unit.irony is not None and unit.irony >= irony_threshold:
-            negative_context = unit.negative >= 0.3 or (unit.complaint or 0.0) >= 0.5
-            if negative_context or situations:
-                # The head says the unit is ironic; the cue's words, when they match, show a
-                # handler where (the praise and the bad situation), else the whole unit.
-                cue_matches = cues.sarcasm(unit.text)
-                evidence = _spans(unit, cue_matches) or [unit.evidence(0, len(unit.text))]
-                found = signal(IRONY, round(unit.irony, 4), unit.irony, evidence)
+        ironic = unit.irony is not None and unit.irony >= irony_threshold
+        if ironic and (unit.negative >= 0.3 or situations):
+            # The head says the unit is ironic; the cue's words, when they match, show a
+            # handler where (the praise and the bad situation), else the whole unit.
+            cue_matches = cues.sarcasm(unit.text)
+            evidence = _spans(unit, cue_matches) or [unit.evidence(0, len(unit.text))]
+            irony = unit.irony or 0.0
+            found = signal(IRONY, round(irony, 4), irony, evidence)
         if found is None:
             matches = cues.sarcasm(unit.text)
             has_positive_word = bool(cues.find(cues.POSITIVE_WORD, unit.text))

@@ -7,8 +7,10 @@ them all. Each step draws one task (probability proportional to the square root 
 size, times ``--task-weights``) and a batch of its rows:
 
 - ``sentiment``: SemEval 2013-2017 Twitter sentiment (TweetEval's source; TweetEval
-  sentiment val texts removed) plus iSarcasmEval's sarcastic tweets as negative (a
-  sarcastic remark about a service is a complaint in disguise), class-balanced CE;
+  sentiment val texts removed), class-balanced CE; ``--sarcasm-as-negative`` adds
+  iSarcasmEval's sarcastic tweets as negative (off: tried, the encoder then learnt that
+  thanks for a fixed problem are negative; the analyzer reads sarcasm from the irony head
+  instead, ``nlp.analyzer._ironic_sentiment``);
 - ``emotions``: GoEmotions train, SemEval-2018 E-c train and TweetEval emotion train on the
   31 outputs of the emotions head, masked BCE (each source supervises its own labels; texts
   of TweetEval emotion val removed);
@@ -31,6 +33,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,24 +93,35 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out-adapter", type=Path, default=_TMP / "multitask")
     add_finetune_args(p, _TMP / "cache")
     p.add_argument("--head-lr", type=float, default=3e-3)
-    p.add_argument("--steps", type=int, default=5000)
-    p.add_argument("--max-minutes", type=float, default=80.0)
+    p.add_argument("--steps", type=int, default=6000)
+    p.add_argument("--max-minutes", type=float, default=150.0)
     p.add_argument(
         "--task-weights",
-        default="sentiment=1,emotions=1,intensity=1.5,irony=1",
+        default="sentiment=0.8,emotions=1.3,intensity=2.5,irony=1",
         help="multipliers of the sqrt(size) task sampling probabilities",
+    )
+    p.add_argument(
+        "--sarcasm-as-negative",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="add iSarcasmEval's sarcastic tweets to the sentiment task as negative (tried: "
+        "it taught the encoder that thanks for a fixed problem are negative)",
     )
     return p.parse_args(argv)
 
 
-def build_tasks(data_dir: Path) -> list[Task]:
+def build_tasks(data_dir: Path, sarcasm_as_negative: bool = False) -> list[Task]:
     """The four tasks' training rows, with every reported val/dev text held out."""
     tasks = []
     # Sentiment.
     val = read_tweeteval(data_dir, "sentiment", "val")
     held = {normalise_for_match(r.text) for r in val}
     rows = [r for r in read_semeval2017(data_dir) if normalise_for_match(r.text) not in held]
-    sarcastic = [r.text for r in read_isarcasmeval(data_dir)[0] if r.label == 1]
+    sarcastic = (
+        [r.text for r in read_isarcasmeval(data_dir)[0] if r.label == 1]
+        if sarcasm_as_negative
+        else []
+    )
     texts = [r.text for r in rows] + sarcastic
     labels = [SENTIMENT_LABELS.index(r.label) for r in rows] + [0] * len(sarcastic)
     y = np.eye(3, dtype=np.float32)[labels]
@@ -205,7 +219,7 @@ def main(argv: list[str] | None = None) -> None:
     seed_everything(args.seed)
     torch.set_num_threads(args.threads)
     started = time.time()
-    tasks = build_tasks(args.data_dir)
+    tasks = build_tasks(args.data_dir, args.sarcasm_as_negative)
     for t in tasks:
         print(f"{t.name}: {len(t.texts)} rows", flush=True)
     encoder_dir = args.encoder_dir or default_encoder_dir()
@@ -301,12 +315,16 @@ def main(argv: list[str] | None = None) -> None:
         "name": "encoder-adapter",
         "sha256": sha,
         "training": {
-            "command": "python -m nlp.training.multitask",
+            "command": " ".join(
+                ["python -m nlp.training.multitask", *(argv if argv is not None else sys.argv[1:])]
+            ),
             "tasks": {
                 t.name: {"rows": len(t.texts), "texts_seen": seen[t.name], "loss": t.kind}
                 for t in tasks
             },
-            "data": "sentiment: semeval2017_task4a + isarcasmeval sarcastic as negative; "
+            "data": "sentiment: semeval2017_task4a"
+            + (" + isarcasmeval sarcastic as negative" if args.sarcasm_as_negative else "")
+            + "; "
             "emotions: goemotions, semeval2018 E-c, tweeteval emotion; intensity: "
             "semeval2018 EI-reg; irony: tweeteval irony, semeval2018 task 3, isarcasmeval "
             "(+ rephrases); every reported val/dev text removed",

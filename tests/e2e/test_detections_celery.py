@@ -461,9 +461,16 @@ class TestDeliveryScheduling:
             [stalled_delivery] = [d["id"] for d in deliveries if d["message_id"] == stalled]
             assert ("webhook.deliver", stalled_delivery, "running") in _jobs(session_factory)
             receiver.released.set()
+
+            def messages() -> list[str]:
+                items = client.get(f"/v1/webhooks/{hook}/deliveries").json()["items"]
+                return sorted(d["message_id"] for d in items)
+
+            # One message per detection: the late text may name two case types (a double
+            # charge and a rude agent), so count the deliveries instead of assuming two.
             wait_for(
-                lambda: len(receiver.accepted_ids()) == len(deliveries) == 2,
-                "both messages accepted",
+                lambda: len(messages()) >= 2 and sorted(receiver.accepted_ids()) == messages(),
+                "every message accepted",
                 log_path=delivery_log,
             )
-        assert sorted(receiver.accepted_ids()) == sorted(d["message_id"] for d in deliveries)
+            assert sorted(receiver.accepted_ids()) == messages()
