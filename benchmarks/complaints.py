@@ -41,12 +41,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
 
-    from nlp.heads import Head
+    from nlp.heads import Head, encoder_adapter
     from nlp.training import complaint as training
     from nlp.training.complaint_data import read_all
 
     started = time.time()
-    options = training.parse_args(["--data-dir", str(args.data_dir)])
+    # The served encoder: with the shipped adapter merged when there is one (the head was
+    # trained on it and scores the bare encoder's vectors wrongly).
+    adapter = encoder_adapter(HEAD_DIR.parent)
+    options = training.parse_args(
+        ["--data-dir", str(args.data_dir), *(["--adapter", str(adapter)] if adapter else [])]
+    )
     examples = read_all(args.data_dir, options.seed)
     encoder = training.build_encoder(options)
     x = training.embed(encoder, examples, options.cache_dir)
@@ -59,6 +64,7 @@ def main(argv: list[str] | None = None) -> None:
     results: dict[str, Any] = {
         "shipped_head": {
             "version": head.meta.version,
+            "encoder": encoder.name,
             "test": "airline tweets to Delta and Southwest (never trained on)",
             **training.binary_report(y[test], prob, head.meta.thresholds.get("complaint", 0.5)),
         },
