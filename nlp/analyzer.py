@@ -253,12 +253,16 @@ def _ironic_sentiment(scored: dict[str, Any], text: str, irony_threshold: float)
     arrived a day early, brilliant." 0.92). Gating on the complaint head instead was measured
     and dropped: it scores thanks that mention a problem ("Best service ever, they fixed my
     laptop in an hour!") above 0.5, so it flipped sincere praise (models/heads/AFFECT.md).
+    Nor does a unit that reports its problem put right with thanks (``cues.resolved``: "My
+    refund arrived today, thanks for sorting it out."): the bad situation in it is over.
     """
     irony, sentiment = scored.get("irony"), scored.get("sentiment")
     if not isinstance(irony, float) or irony < irony_threshold or not isinstance(sentiment, dict):
         return
     if not cues.find(cues.NEGATIVE_SITUATION, text):
         return
+    if cues.resolved(text, scored.get("emotions")):
+        return  # a problem put right, with thanks: sincere, not sarcasm
     literal: dict[str, float] = sentiment["scores"]
     moved = literal.get("positive", 0.0) * irony
     if moved <= 0.0:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from nlp.detect import cues
 from nlp.detect import signals as sig
 from nlp.detect.context import DetectionContext
 from nlp.detect.detect import Contact, DetectionOutcome, _head_score, evaluate
@@ -40,6 +41,7 @@ def _unit(turn: Mapping[str, Any]) -> Unit:
         complaint=_head_score(turn.get("complaint")),
         irony=turn.get("irony"),
         evidence=locate,
+        resolved=bool(cues.resolved(str(turn["text"]), turn.get("emotions"))),
     )
 
 

@@ -9,7 +9,9 @@ in until an irony head ships (issue 3): a positive evaluation next to a negative
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 Match = tuple[int, int, str]  # start, end, matched text
 
@@ -141,6 +143,35 @@ NEGATIVE_SITUATION = _compile(
         r"#not",
     ]
 )
+# A problem reported as put right ("they fixed it", "sorted it out", "my refund arrived"):
+# the bad situation named beside it is over, so thanks around it are sincere, not sarcasm.
+# Only counts with the emotions the text shows (see ``resolved``).
+RESOLUTION = _compile(
+    [
+        r"(?:fix|resolv|solv|repair|replac|refund|reimburs|rebook|reinstat|restor|unlock|"
+        r"reactivat|reconnect)(?:ed|ing)",
+        r"sort(?:ed|ing)\s+(?:(?:it|this|that|things|everything|me|my\s+\w+(?:\s+\w+)?)\s+)?out",
+        r"sorted",
+        r"(?:took|taken|taking)\s+care\s+of",
+        r"(?:working|back\s+(?:up|online|on))\s+(?:again|now)",
+        r"got\s+(?:it|this|that|everything|me)\s+(?:fixed|sorted|working|back|through)",
+        r"handled",
+        r"arrived",
+    ]
+)
+# Emotions (labels of the emotions head) that show a resolution was welcome, or was not.
+GLAD_EMOTIONS = ("gratitude", "relief", "joy", "admiration", "approval", "love", "optimism")
+UPSET_EMOTIONS = (
+    "anger",
+    "annoyance",
+    "disappointment",
+    "disapproval",
+    "disgust",
+    "sadness",
+    "pessimism",
+    "fear",
+)
+
 # Stand-alone sarcastic set phrases that need no separate negative situation.
 SARCASTIC_PHRASE = _compile(
     [
@@ -183,3 +214,37 @@ def sarcasm(text: str) -> list[Match]:
         return sorted({*phrases, *situations})
     # A set phrase alone is weak evidence; the caller weighs it with the sentiment.
     return phrases
+
+
+def _emotion(emotions: Mapping[str, Any], label: str) -> float:
+    value = emotions.get(label)
+    if isinstance(value, Mapping):
+        value = value.get("score")
+    return float(value) if isinstance(value, int | float) else 0.0
+
+
+def resolved(text: str, emotions: Mapping[str, Any] | None) -> list[Match]:
+    """Spans reporting a problem put right, in a unit whose emotions welcome it.
+
+    "The support agent fixed my problem quickly, thank you." names a problem, and irony
+    heads trained on tweets read thanks beside a problem as sarcasm; what sets it apart is
+    that the problem is over (``RESOLUTION``) and the emotions head hears gratitude, relief or
+    joy (>= 0.5) with no anger, annoyance, disappointment or sadness (< 0.3). "My package
+    arrived damaged." names a resolution word too, but the upset emotions keep it a
+    complaint. Without emotion scores nothing counts as resolved.
+
+    Args:
+        text: the unit's text.
+        emotions: the unit's emotions (label -> {"score", ...} or label -> score), or None.
+
+    Returns:
+        The resolution phrases, or an empty list when the unit is not a resolved problem.
+    """
+    if not emotions:
+        return []
+    matches = find(RESOLUTION, text)
+    if not matches:
+        return []
+    glad = max(_emotion(emotions, label) for label in GLAD_EMOTIONS)
+    upset = max(_emotion(emotions, label) for label in UPSET_EMOTIONS)
+    return matches if glad >= 0.5 and upset < 0.3 else []

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from nlp.detect import cues
 from nlp.detect import signals as sig
 from nlp.detect.context import CustomerBaseline, DetectionContext, DetectOptions
 from nlp.detect.priority import as_utc, first_contact_sla, iso, priority
@@ -83,6 +84,7 @@ def text_units(analysis: Mapping[str, Any], text: str, item_id: str) -> list[Uni
                 complaint=_head_score(sentence.get("complaint")),
                 irony=sentence.get("irony"),
                 evidence=locate,
+                resolved=bool(cues.resolved(sentence_text, sentence.get("emotions"))),
             )
         )
     return units
@@ -207,7 +209,11 @@ def collect_signals(
     case_ids = [c["id"] for c in _case_types(contact, options)]
     if case_ids:
         found.append(_repeat(case_ids, at, context, contact.whole))
-    negative = float(contact.sentiment.get("negative", 0.0))
+    # Negative words about a problem put right, with thanks, are no emerging issue: the
+    # sentiment head reads "fixed my problem" as negative; the complaint head still counts.
+    negative_units = [u for u in units if u.negative >= options.complaint_threshold]
+    thanks_only = bool(negative_units) and all(u.resolved for u in negative_units)
+    negative = 0.0 if thanks_only else float(contact.sentiment.get("negative", 0.0))
     head = contact.complaint or 0.0
     if contact.fits_no_case_type and max(head, negative) >= options.complaint_threshold:
         found.append(sig.signal(sig.EMERGING, True, max(head, negative), [contact.whole]))

@@ -49,6 +49,9 @@ class Unit:
     complaint: float | None
     irony: float | None
     evidence: Callable[[int, int], Evidence]  # (start, end) within `text` -> evidence
+    # The unit reports a problem put right, with thanks (``cues.resolved``): its problem words
+    # are no negative situation now, and irony heard in its thanks is not sarcasm.
+    resolved: bool = False
 
     @property
     def negative(self) -> float:
@@ -85,10 +88,13 @@ def irony(units: Sequence[Unit], irony_threshold: float) -> Signal | None:
     complaint 0.53), and on 3,000 airline tweets dropping that path cut the signal on
     positive tweets from 10.1% to 6.6% (negative tweets 42.3% -> 39.7%). Without an irony
     head, the lexical cue (a positive word beside a negative situation, or a sarcastic set
-    phrase).
+    phrase). A unit that reports its problem put right, with thanks (``Unit.resolved``), is
+    skipped: "The support agent fixed my problem quickly, thank you." is not sarcasm.
     """
     best: Signal | None = None
     for unit in units:
+        if unit.resolved:
+            continue
         situations = cues.find(cues.NEGATIVE_SITUATION, unit.text)
         found: Signal | None = None
         ironic = unit.irony is not None and unit.irony >= irony_threshold

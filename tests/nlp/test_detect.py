@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pytest
@@ -16,6 +16,7 @@ from nlp.detect import (
     RecentContact,
     RunningStat,
     analyze_complaint,
+    cues,
     detect,
 )
 from nlp.encoder import Encoder
@@ -108,6 +109,37 @@ class TestSignals:
         )
         assert "irony" not in _signal_names(out)
         assert out.detections == []
+
+    @pytest.mark.parametrize(
+        "text",
+        [
+            "Thanks for fixing my issue so fast!",
+            "My refund arrived today, thanks for sorting it out.",
+        ],
+    )
+    def test_problem_put_right_with_thanks_raises_nothing(
+        self, analyse: Any, taxonomy: Taxonomy, text: str
+    ) -> None:
+        """Thanks for a problem put right is no sarcasm and no emerging issue.
+
+        The irony head reads both as ironic (0.93, 0.77) and the sentiment head reads the
+        first as negative; the resolution phrase with gratitude heard marks them sincere.
+        """
+        out = _outcome(analyse, taxonomy, text)
+        assert "irony" not in _signal_names(out)
+        assert "emerging_issue" not in _signal_names(out)
+        assert out.detections == []
+
+    def test_problem_claimed_fixed_but_not_is_still_a_complaint(
+        self, analyse: Any, taxonomy: Taxonomy
+    ) -> None:
+        """A resolution word in an upset text does not hide the complaint."""
+        for text in (
+            "They said it was fixed but it still doesn't work.",
+            "My replacement arrived broken as well, this is ridiculous.",
+        ):
+            out = _outcome(analyse, taxonomy, text)
+            assert out.detections, text
 
     def test_resignation(self, analyse: Any, taxonomy: Taxonomy) -> None:
         """Giving up is an unexpressed complaint."""
@@ -305,3 +337,30 @@ class TestMerge:
         far = {**b, "occurred_at": "2025-04-30T10:00:00Z"}
         assert not same_case(a, far)
         assert not same_case(a, {**b, "customer_id": "someone-else"})
+
+
+class TestResolvedCue:
+    """``cues.resolved``: a problem put right counts only with the emotions that welcome it."""
+
+    GLAD: ClassVar[dict[str, Any]] = {"gratitude": {"score": 0.97}, "annoyance": {"score": 0.02}}
+    UPSET: ClassVar[dict[str, Any]] = {
+        "gratitude": {"score": 0.6},
+        "disappointment": {"score": 0.8},
+    }
+
+    def test_resolution_with_gratitude(self) -> None:
+        found = cues.resolved("The agent sorted it out and refunded me, thanks!", self.GLAD)
+        assert [text for _, _, text in found] == ["sorted it out", "refunded"]
+
+    def test_resolution_with_upset_emotions_is_not_resolved(self) -> None:
+        assert cues.resolved("My replacement arrived broken.", self.UPSET) == []
+
+    def test_no_resolution_phrase(self) -> None:
+        assert cues.resolved("Thanks for nothing.", self.GLAD) == []
+
+    def test_without_emotion_scores_nothing_is_resolved(self) -> None:
+        assert cues.resolved("They fixed it, thanks.", None) == []
+        assert cues.resolved("They fixed it, thanks.", {}) == []
+
+    def test_plain_scores_are_read_too(self) -> None:
+        assert cues.resolved("They fixed it, thanks.", {"relief": 0.9, "anger": 0.1})
