@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -167,9 +167,63 @@ def train_mlp(
     return weights, best[1]
 
 
+def train_mlp_bagged(
+    x: FloatArray,
+    y: FloatArray,
+    mask: FloatArray,
+    weight: FloatArray,
+    options: MlpOptions,
+    seed: int,
+    members: int,
+    calibrate: Callable[[FloatArray, npt.NDArray[np.int64]], float] | None = None,
+) -> tuple[dict[str, FloatArray], list[dict[str, float]]]:
+    """A bagged ensemble of ``members`` MLPs, returned as one wider MLP.
+
+    Member ``i`` trains with seed ``seed + i`` and picks its epoch on its own seeded 10% of the
+    rows (``holdout_rows(n, seed + i)``), so the members differ in data as well as in
+    initialisation. ``calibrate(holdout_logits, holdout_rows)`` gives a member's temperature on
+    its own held-out rows. The average of the members' (temperature-scaled) outputs is exactly
+    one MLP whose hidden layer is the members' hidden layers side by side: each member's
+    standardisation is folded into its first layer, and its last layer is divided by
+    ``members x temperature``. So the head file keeps the ``W0, b0, W1, b1`` shape and serving
+    costs one wider matrix product, still far below the encoder pass.
+
+    Returns:
+        The folded weights (no ``mean``/``scale``) and each member's epoch and temperature.
+    """
+    first_w, first_b, last_w = [], [], []
+    last_b = np.zeros(y.shape[1], np.float64)
+    members_info: list[dict[str, float]] = []
+    for member in range(members):
+        member_seed = seed + member
+        holdout = holdout_rows(len(x), member_seed)
+        weights, epoch = train_mlp(x, y, mask, weight, holdout, options, member_seed)
+        temperature = calibrate(mlp_raw(weights, x[holdout]), holdout) if calibrate else 1.0
+        # An input that never varied in training (some pooled dimensions are constant) was
+        # standardised to 0 with a scale of ~1e-6: it contributed nothing, and folding 1/scale
+        # into the weights would only overflow, so its row is left out.
+        live = weights["scale"] > 1e-4
+        scale = np.where(live, weights["scale"], 1.0)
+        first_w.append(np.where(live[:, None], weights["W0"] / scale[:, None], 0.0))
+        first_b.append(
+            weights["b0"] - (np.where(live, weights["mean"], 0.0) / scale) @ weights["W0"]
+        )
+        last_w.append(weights["W1"] / (members * temperature))
+        last_b += weights["b1"] / (members * temperature)
+        members_info.append({"seed": member_seed, "epoch": epoch, "temperature": temperature})
+        print(f"member {member + 1}/{members}: epoch {epoch}, T {temperature}", flush=True)
+    folded = {
+        "W0": np.concatenate(first_w, axis=1).astype(np.float32),
+        "b0": np.concatenate(first_b).astype(np.float32),
+        "W1": np.concatenate(last_w, axis=0).astype(np.float32),
+        "b1": last_b.astype(np.float32),
+    }
+    return folded, members_info
+
+
 def mlp_raw(weights: dict[str, FloatArray], x: FloatArray) -> FloatArray:
     """The head's last-layer outputs in NumPy (what ``nlp.heads.Head.raw`` computes)."""
-    z = (x - weights["mean"]) / weights["scale"]
+    z = (x - weights["mean"]) / weights["scale"] if "mean" in weights else x
     hidden = np.maximum(z @ weights["W0"] + weights["b0"], 0.0)
     out: FloatArray = (hidden @ weights["W1"] + weights["b1"]).astype(np.float32)
     return out

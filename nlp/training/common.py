@@ -92,9 +92,18 @@ def cached_text_vectors(
     return vectors
 
 
-def write_head(out_dir: Path, weights: dict[str, npt.NDArray[Any]], meta: dict[str, Any]) -> None:
-    """Write weights.npz (float32) and meta.json of a head."""
+def write_head(
+    out_dir: Path,
+    weights: dict[str, npt.NDArray[Any]],
+    meta: dict[str, Any],
+    dtype: type[np.floating[Any]] = np.float32,
+) -> None:
+    """Write weights.npz and meta.json of a head.
+
+    ``dtype=np.float16`` halves a wide (ensemble) head on disk; ``nlp.heads`` computes in
+    float32 whatever the file holds.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
-    arrays: dict[str, Any] = {k: np.asarray(v, np.float32) for k, v in weights.items()}
+    arrays: dict[str, Any] = {k: np.asarray(v, dtype) for k, v in weights.items()}
     np.savez_compressed(out_dir / "weights.npz", **arrays)
     (out_dir / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=False) + "\n")

@@ -58,9 +58,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             meta = json.loads((args.heads_dir / name / "meta.json").read_text())
             metrics[name] = meta["metrics"]
         elif name == "emotions":
-            metrics[name] = emotions.main(common + out + ["--version", "emotions.v2"])
+            metrics[name] = emotions.main(common + out + ["--version", "emotions.v3"])
         elif name == "intensity":
-            metrics[name] = intensity.main(common + out + ["--version", "intensity.v2"])
+            metrics[name] = intensity.main(common + out + ["--version", "intensity.v3"])
         elif name == "irony":
             metrics[name] = irony.main(common + out + ["--version", "irony.v2"])
         else:
