@@ -201,12 +201,14 @@ class Transcriber:
         for seg in segments:  # the generator does the work: materialise it here
             raws.append(
                 RawSegment(
-                    start=float(max(offset, seg.start + shift)),
+                    # Clamped at both ends: a word timed inside the trailing pad of a short
+                    # clip would otherwise start after the clip ends.
+                    start=float(min(end_limit, max(offset, seg.start + shift))),
                     end=float(min(end_limit, seg.end + shift)),
                     text=seg.text.strip(),
                     words=[
                         Word(
-                            start=float(max(offset, w.start + shift)),
+                            start=float(min(end_limit, max(offset, w.start + shift))),
                             end=float(min(end_limit, w.end + shift)),
                             word=w.word,
                             probability=w.probability,
@@ -231,9 +233,15 @@ class Transcriber:
     def _voice_print(
         self, audio: FloatArray, offset: float, raw: RawSegment
     ) -> npt.NDArray[np.float64]:
-        """A cheap voice signature of a segment: its pitch and its broad spectral shape."""
-        a = int((raw.start - offset) * SAMPLE_RATE)
-        b = max(a + SAMPLE_RATE // 10, int((raw.end - offset) * SAMPLE_RATE))
+        """A cheap voice signature of a segment: its pitch and its broad spectral shape.
+
+        At least 0.1 s of the window's audio, kept inside it: a segment timed at or past the
+        window's end (Whisper can time a last word inside a short clip's padding) reads the
+        window's last 0.1 s instead of an empty slice.
+        """
+        width = SAMPLE_RATE // 10
+        a = min(max(0, int((raw.start - offset) * SAMPLE_RATE)), max(0, audio.shape[0] - width))
+        b = min(audio.shape[0], max(a + width, int((raw.end - offset) * SAMPLE_RATE)))
         return voice_print(audio[a:b], self._features)
 
     def _label(self, run: _Run, layout: Layout) -> list[Segment]:

@@ -17,6 +17,8 @@ from asr import (
     TranscribeOptions,
     Transcriber,
 )
+from asr.audio import SAMPLE_RATE
+from asr.guards import RawSegment
 from tests.asr.conftest import FORMATS, SAY_RATE, Say, encode, resample, silence
 
 pytestmark = pytest.mark.slow
@@ -236,6 +238,26 @@ class TestLongAudio:
 
 
 class TestNoSpeech:
+    @pytest.mark.parametrize(
+        ("start", "end"),
+        [(1.3, 1.5), (1.0, 1.0), (0.98, 1.2), (-0.2, 0.0)],
+        ids=["past-the-end", "at-the-end", "straddling-the-end", "before-the-start"],
+    )
+    def test_voice_print_of_a_segment_timed_outside_its_window(
+        self, tiny: Transcriber, start: float, end: float
+    ) -> None:
+        """A segment timed outside its window's audio reads the nearest 0.1 s, never nothing.
+
+        Whisper can time a short clip's last word inside the silence padded after it, so the
+        segment starts after the clip ends (a crash before: "can't extend empty axis").
+        """
+        t = np.arange(SAMPLE_RATE) / SAMPLE_RATE  # exactly 1 s
+        audio = (0.3 * np.sin(2 * np.pi * 180 * t)).astype(np.float32)
+        inside = tiny._voice_print(audio, 0.0, RawSegment(0.2, 0.6, "two", [], -0.2, 0.1, 1.0))
+        signature = tiny._voice_print(audio, 0.0, RawSegment(start, end, "two", [], -0.2, 0.1, 1.0))
+        assert signature.shape == inside.shape
+        assert np.isfinite(signature).all()
+
     def test_digital_silence(self, tiny: Transcriber, tmp_path: Path) -> None:
         """A file of silence is a silent-audio error, not an empty transcript."""
         path = encode(silence(5.0), SAY_RATE, tmp_path / "quiet", "wav")
