@@ -9,12 +9,19 @@ encryption, or no key configured) and is read as it is.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
+import structlog
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from service.config import WebhookSettings
 from service.errors import SecretUndecryptable
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+log = structlog.get_logger(__name__)
 
 ENCRYPTED_PREFIX = "fernet:"
 KEYS_ENV = "UNDERTONE_WEBHOOKS__SECRET_KEYS"
@@ -23,6 +30,35 @@ UNENCRYPTED_HINT = (
     "from `undertone webhooks generate-key` (the same keys in every API and worker process), "
     "then run `undertone webhooks reencrypt` to encrypt the existing ones"
 )
+
+
+UNDECRYPTABLE_HINT = (
+    f"no key in {KEYS_ENV} decrypts these subscriptions' signing secrets, so their deliveries "
+    "fail (and go dead after the last attempt): give this process the key they were "
+    "encrypted with (the same keys in every API and worker process)"
+)
+
+
+def check_stored_secrets(session_factory: Callable[[], Session], cipher: SecretCipher) -> list[str]:
+    """At start: log an error naming every subscription whose secret no configured key opens.
+
+    A wrong but valid key (or one missing from this process) would otherwise show only when
+    a delivery fails. Returns the ids; a database that cannot be read is logged, not raised
+    (the process still starts, and `undertone webhooks check` asks again).
+    """
+    from service.db.repositories import webhooks  # the repository imports this module
+
+    try:
+        with session_factory() as session:
+            unreadable = webhooks.undecryptable_secrets(session, cipher)
+    except Exception as e:  # a start-up check must not stop the start
+        log.warning("webhook_secrets_check_failed", error=repr(e))
+        return []
+    if unreadable:
+        log.error(
+            "webhook_secrets_undecryptable", subscriptions=unreadable, hint=UNDECRYPTABLE_HINT
+        )
+    return unreadable
 
 
 def generate_key() -> str:

@@ -32,7 +32,7 @@ from sqlalchemy.pool import NullPool
 from service.config import Settings
 from service.db.engine import create_db_engine, create_session_factory
 from service.db.repositories import jobs
-from service.secrets_at_rest import UNENCRYPTED_HINT
+from service.secrets_at_rest import UNENCRYPTED_HINT, SecretCipher, check_stored_secrets
 from workers.celery_config import (
     AUDIO_QUEUE,
     DELIVERY_QUEUE,
@@ -257,9 +257,18 @@ def _start_sweeper(sender: Any = None, **_: Any) -> None:
 
 @signals.worker_ready.connect
 def _warn_unencrypted_secrets(**_: Any) -> None:
-    """Once per worker (its main process): without a key, webhook secrets are plaintext."""
+    """Once per worker (its main process): without a key, webhook secrets are plaintext;
+    with keys, any stored secret none of them opens is named (its deliveries would fail)."""
     if not settings.webhooks.fernet_keys:
         log.warning("webhook_secrets_unencrypted", hint=UNENCRYPTED_HINT)
+        return
+    engine = create_db_engine(settings.resolved_database_url, poolclass=NullPool)
+    try:
+        check_stored_secrets(
+            create_session_factory(engine), SecretCipher.from_settings(settings.webhooks)
+        )
+    finally:
+        engine.dispose()
 
 
 @signals.worker_shutdown.connect

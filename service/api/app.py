@@ -24,7 +24,7 @@ from service.audio import AudioProbe
 from service.config import Settings
 from service.dispatch import Dispatcher
 from service.logging import get_logger
-from service.secrets_at_rest import UNENCRYPTED_HINT, SecretCipher
+from service.secrets_at_rest import UNENCRYPTED_HINT, SecretCipher, check_stored_secrets
 
 log = get_logger(__name__)
 
@@ -58,6 +58,8 @@ def create_app(
         log.info("api_started", queue=settings.queue.backend, auth=settings.api.auth_enabled)
         if not secret_cipher.encrypts:
             log.warning("webhook_secrets_unencrypted", hint=UNENCRYPTED_HINT)
+        else:
+            check_stored_secrets(factory, secret_cipher)
         try:
             yield
         finally:

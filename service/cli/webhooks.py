@@ -1,4 +1,4 @@
-"""`undertone webhooks generate-key|reencrypt`: the keys that encrypt signing secrets at rest."""
+"""`undertone webhooks generate-key|reencrypt|check`: keys that encrypt signing secrets at rest."""
 
 from __future__ import annotations
 
@@ -51,6 +51,36 @@ def reencrypt_command() -> None:
             f"error: no configured key decrypts the secret of {len(result.undecryptable)} "
             f"subscription(s), left as they were: {', '.join(result.undecryptable)}; add the "
             f"key they were encrypted with to {KEYS_ENV} and run this again",
+            err=True,
+        )
+        raise typer.Exit(1)
+
+
+@webhooks_app.command("check")
+def check_command() -> None:
+    """Check that the configured keys open every stored signing secret (read-only).
+
+    Exit 0 when every secret can sign (plaintext ones count, with a note), 1 naming the
+    subscriptions no configured key decrypts: their deliveries would fail.
+    """
+    from service.db.repositories import webhooks
+    from service.secrets_at_rest import ENCRYPTED_PREFIX, KEYS_ENV, SecretCipher
+
+    settings = load_settings()
+    cipher = SecretCipher.from_settings(settings.webhooks)
+    with session_factory(settings) as factory, factory() as session:
+        unreadable = webhooks.undecryptable_secrets(session, cipher)
+        stored = [row.secret for row in webhooks.list_subscriptions(session)]
+    plaintext = sum(1 for secret in stored if not secret.startswith(ENCRYPTED_PREFIX))
+    typer.echo(
+        f"{len(stored) - len(unreadable)} of {len(stored)} signing secret(s) readable"
+        + (f", {plaintext} stored unencrypted" if plaintext else "")
+    )
+    if unreadable:
+        typer.echo(
+            f"error: no configured key decrypts the secret of {len(unreadable)} "
+            f"subscription(s): {', '.join(unreadable)}; their deliveries fail until the key "
+            f"they were encrypted with is in {KEYS_ENV}",
             err=True,
         )
         raise typer.Exit(1)

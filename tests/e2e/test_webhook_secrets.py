@@ -16,8 +16,10 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session, sessionmaker
+from structlog.testing import CapturingLogger
 from typer.testing import CliRunner
 
+from service import secrets_at_rest
 from service.api.app import create_app
 from service.cli import app as cli
 from service.config import ApiSettings, QueueSettings, Settings, WebhookSettings
@@ -256,6 +258,57 @@ class TestWrongKey:
         assert hook in result.output
         assert _stored(session_factory, hook) == before
         assert _reencrypt(db_url, tmp_path).exit_code == 2
+
+    def test_check_and_start_name_rows_no_key_opens(
+        self,
+        db_url: str,
+        tmp_path: Path,
+        session_factory: sessionmaker[Session],
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """A wrong but valid key shows at start and in `webhooks check`, not only at delivery."""
+        with session_factory() as session:
+            row = webhooks.create_subscription(
+                session,
+                "https://example.com/h",
+                ["detection.created"],
+                generate_secret(),
+                cipher=SecretCipher([STRANGER]),
+            )
+            session.commit()
+            hook = row.id
+        env = {
+            "UNDERTONE_DATA_DIR": str(tmp_path),
+            "UNDERTONE_DATABASE_URL": db_url,
+            "UNDERTONE_LOG_FORMAT": "console",
+        }
+        wrong = runner.invoke(
+            cli, ["webhooks", "check"], env={**env, "UNDERTONE_WEBHOOKS__SECRET_KEYS": NEW}
+        )
+        assert wrong.exit_code == 1, wrong.output
+        assert hook in wrong.output
+        assert "0 of 1 signing secret(s) readable" in wrong.output
+        right = runner.invoke(
+            cli,
+            ["webhooks", "check"],
+            env={**env, "UNDERTONE_WEBHOOKS__SECRET_KEYS": f"{NEW},{STRANGER}"},
+        )
+        assert right.exit_code == 0, right.output
+        assert "1 of 1 signing secret(s) readable" in right.output
+        # The start-up check's logger, recorded (structlog caches loggers on first use, so
+        # capture_logs cannot be relied on across tests).
+        recorder = CapturingLogger()
+        monkeypatch.setattr(secrets_at_rest, "log", recorder)
+        with _app(db_url, tmp_path, session_factory, NEW):
+            pass  # the lifespan runs the start-up check
+        errors = [c for c in recorder.calls if c.args == ("webhook_secrets_undecryptable",)]
+        assert len(errors) == 1
+        assert errors[0].method_name == "error"
+        assert errors[0].kwargs["subscriptions"] == [hook]
+        recorder.calls.clear()
+        with _app(db_url, tmp_path, session_factory, STRANGER):
+            pass
+        assert recorder.calls == []
 
 
 def test_generate_key_prints_a_usable_key() -> None:

@@ -112,6 +112,26 @@ def reencrypt_secrets(session: Session, cipher: SecretCipher) -> Reencrypted:
     return result
 
 
+def undecryptable_secrets(session: Session, cipher: SecretCipher) -> list[str]:
+    """Ids of the subscriptions whose stored secret no key of ``cipher`` decrypts, oldest first.
+
+    Their deliveries would fail at signing time ("not sent: ..."); the API and the workers
+    check this at start, and `undertone webhooks check` on demand.
+    """
+    rows = session.execute(
+        select(WebhookSubscription.id, WebhookSubscription.secret).order_by(
+            WebhookSubscription.created_at, WebhookSubscription.id
+        )
+    ).all()
+    unreadable: list[str] = []
+    for subscription_id, stored in rows:
+        try:
+            cipher.unseal(stored)
+        except SecretUndecryptable:
+            unreadable.append(subscription_id)
+    return unreadable
+
+
 def list_subscriptions(session: Session) -> list[WebhookSubscription]:
     """Every subscription, oldest first."""
     return list(
