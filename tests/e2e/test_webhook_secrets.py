@@ -39,6 +39,7 @@ from workers.runtime import AnalysisRuntime
 DEADLINE = 60.0
 OLD, NEW, STRANGER = generate_key(), generate_key(), generate_key()
 WARNING = "webhook_secrets_unencrypted"
+UNDECRYPTABLE = "webhook_secrets_undecryptable"
 runner = CliRunner()
 
 
@@ -345,7 +346,8 @@ class TestProcesses:
         offline_env: dict[str, str],
     ) -> None:
         """A delivery worker with [new, old] signs an old-key secret; it logs no key and no
-        warning, while a serve and a worker started without a key warn once each."""
+        warning, while a serve and a worker started without a key warn once each, and a worker
+        with a wrong key names the subscription it cannot sign for."""
         settings = _settings(postgres_url, tmp_path, OLD).model_copy(
             update={
                 "queue": QueueSettings(
@@ -398,5 +400,18 @@ class TestProcesses:
             assert _plain(bare_log).count(WARNING) == 1
             assert _plain(serve_log).count(WARNING) == 1
             assert "undertone webhooks generate-key" in _plain(serve_log)
+            assert UNDECRYPTABLE not in worker_text
+            # A worker given a valid key that is not the secret's names the subscription at
+            # start, before any delivery fails.
+            wrong_log = tmp_path / "wrong.log"
+            wrong_env = self._env(offline_env, settings, STRANGER)
+            with running(start_cli(delivery_only, wrong_env, wrong_log)):
+                wait_for(
+                    lambda: UNDECRYPTABLE in _plain(wrong_log),
+                    "the worker's start-up error",
+                    timeout=DEADLINE,
+                    log_path=wrong_log,
+                )
+            assert hook in _plain(wrong_log)
         finally:
             engine.dispose()
