@@ -4,7 +4,8 @@ The test split is not shared, so a fixed stratified 30% of the shared training f
 as the test set. Taxonomies are built with `nlp.taxonomy.from_examples` (10 examples per type
 with several seeds, and the whole remaining training split) and mapped with `CaseTypeMapper`
 (forced choice: BANKING77 has no "none" texts). Baseline in the same run: nearest neighbour
-over the same mean-pooled, L2-normalised all-MiniLM-L6-v2 vectors.
+over the same mean-pooled, L2-normalised all-MiniLM-L6-v2 vectors. The vectors are the served
+encoder's (ONNX int8 with the shipped adapter merged) unless ``--encoder bare-torch``.
 
     .venv/bin/python -m benchmarks.banking77 [--data ../shared/data] [--seeds 0 1 2]
 """
@@ -20,6 +21,23 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+
+def served_embedder() -> Any:
+    """texts -> the vectors the service maps with: ONNX int8, shipped adapter merged, unit norm."""
+    from benchmarks.affect_speed import onnx_for_shipped_heads
+    from nlp.encoder import Encoder, EncoderOptions
+
+    encoder = Encoder(
+        onnx_for_shipped_heads(),
+        EncoderOptions(runtime="onnx-int8", batch_size=64, max_length=128),
+        name="all-MiniLM-L6-v2",
+    )
+
+    def embed(texts: list[str]) -> np.ndarray:
+        return np.stack([e.text_unit for e in encoder.encode(texts)]).astype(np.float32)
+
+    return embed
 
 
 def minilm_embedder(batch_size: int = 64) -> Any:
@@ -123,6 +141,13 @@ def main() -> None:
         default=None,
         help="an .npy file to keep the embedded training texts between runs",
     )
+    parser.add_argument(
+        "--encoder",
+        choices=["served", "bare-torch"],
+        default="served",
+        help="served: the ONNX int8 encoder with the shipped adapter merged, as the service maps "
+        "(default); bare-torch: the original fp32 model in torch",
+    )
     args = parser.parse_args()
     rows = load_rows(args.data)
     labels = np.array([r["category"] for r in rows])
@@ -130,7 +155,8 @@ def main() -> None:
         vectors = np.load(args.vectors_cache)
     else:
         started = time.perf_counter()
-        vectors = minilm_embedder()([r["text"] for r in rows])
+        embedder = served_embedder() if args.encoder == "served" else minilm_embedder()
+        vectors = embedder([r["text"] for r in rows])
         print(f"embedded {len(rows)} texts in {time.perf_counter() - started:.0f}s")
         if args.vectors_cache:
             np.save(args.vectors_cache, vectors)
@@ -151,6 +177,7 @@ def main() -> None:
         "full_mapper": full["mapper"],
         "full_nearest_neighbour": full["nearest_neighbour"],
         "full_fit_seconds": full["fit_seconds"],
+        "encoder": args.encoder,
         "targets": {f"{args.shots}_shot": 0.88, "full": 0.94},
     }
     print(json.dumps(summary, indent=2))
