@@ -128,14 +128,33 @@ def _ping_verifies(client: TestClient, receiver: Receiver, hook: str, secret: st
     assert verify(entry["body"], entry["headers"], secret)["type"] == "webhook.test"
 
 
-def _reencrypt(db_url: str, tmp_path: Path, *keys: str) -> Any:
+def _webhooks_cli(command: str, db_url: str, tmp_path: Path, *keys: str) -> Any:
+    """`undertone webhooks <command>` with ``keys`` as its configured keys."""
     env = {
         "UNDERTONE_DATA_DIR": str(tmp_path),
         "UNDERTONE_DATABASE_URL": db_url,
         "UNDERTONE_LOG_FORMAT": "console",
         "UNDERTONE_WEBHOOKS__SECRET_KEYS": ",".join(keys),
     }
-    return runner.invoke(cli, ["webhooks", "reencrypt"], env=env)
+    return runner.invoke(cli, ["webhooks", command], env=env)
+
+
+def _reencrypt(db_url: str, tmp_path: Path, *keys: str) -> Any:
+    return _webhooks_cli("reencrypt", db_url, tmp_path, *keys)
+
+
+def _stranger_subscription(factory: sessionmaker[Session]) -> str:
+    """A subscription whose secret was sealed with a key no test process is given."""
+    with factory() as session:
+        row = webhooks.create_subscription(
+            session,
+            "https://example.com/h",
+            ["detection.created"],
+            generate_secret(),
+            cipher=SecretCipher([STRANGER]),
+        )
+        session.commit()
+        return row.id
 
 
 class TestEncryptedAtRest:
@@ -243,16 +262,7 @@ class TestWrongKey:
         self, db_url: str, tmp_path: Path, session_factory: sessionmaker[Session]
     ) -> None:
         """Exit 1 naming the subscription, the row untouched; no key at all: exit 2."""
-        with session_factory() as session:
-            row = webhooks.create_subscription(
-                session,
-                "https://example.com/h",
-                ["detection.created"],
-                generate_secret(),
-                cipher=SecretCipher([STRANGER]),
-            )
-            session.commit()
-            hook = row.id
+        hook = _stranger_subscription(session_factory)
         before = _stored(session_factory, hook)
         result = _reencrypt(db_url, tmp_path, NEW)
         assert result.exit_code == 1
@@ -268,32 +278,12 @@ class TestWrongKey:
         monkeypatch: pytest.MonkeyPatch,
     ) -> None:
         """A wrong but valid key shows at start and in `webhooks check`, not only at delivery."""
-        with session_factory() as session:
-            row = webhooks.create_subscription(
-                session,
-                "https://example.com/h",
-                ["detection.created"],
-                generate_secret(),
-                cipher=SecretCipher([STRANGER]),
-            )
-            session.commit()
-            hook = row.id
-        env = {
-            "UNDERTONE_DATA_DIR": str(tmp_path),
-            "UNDERTONE_DATABASE_URL": db_url,
-            "UNDERTONE_LOG_FORMAT": "console",
-        }
-        wrong = runner.invoke(
-            cli, ["webhooks", "check"], env={**env, "UNDERTONE_WEBHOOKS__SECRET_KEYS": NEW}
-        )
+        hook = _stranger_subscription(session_factory)
+        wrong = _webhooks_cli("check", db_url, tmp_path, NEW)
         assert wrong.exit_code == 1, wrong.output
         assert hook in wrong.output
         assert "0 of 1 signing secret(s) readable" in wrong.output
-        right = runner.invoke(
-            cli,
-            ["webhooks", "check"],
-            env={**env, "UNDERTONE_WEBHOOKS__SECRET_KEYS": f"{NEW},{STRANGER}"},
-        )
+        right = _webhooks_cli("check", db_url, tmp_path, NEW, STRANGER)
         assert right.exit_code == 0, right.output
         assert "1 of 1 signing secret(s) readable" in right.output
         # The start-up check's logger, recorded (structlog caches loggers on first use, so

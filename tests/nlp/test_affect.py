@@ -175,20 +175,24 @@ class TestIronicSentiment:
         assert scored["sentiment"]["label"] == "positive"
         assert "literal" not in scored["sentiment"]
 
-    def test_a_problem_put_right_with_thanks_is_not_sarcasm(self) -> None:
-        """A delayed parcel delivered, with gratitude heard: ironic-sounding but sincere."""
+    @pytest.mark.parametrize(
+        ("emotions", "label"),
+        [
+            ({"gratitude": {"score": 0.95}, "annoyance": {"score": 0.03}}, "positive"),
+            ({"gratitude": {"score": 0.6}, "disappointment": {"score": 0.7}}, "negative"),
+        ],
+        ids=["gratitude-heard-not-sarcasm", "upset-emotions-still-move"],
+    )
+    def test_a_problem_put_right_with_thanks(
+        self, emotions: dict[str, dict[str, float]], label: str
+    ) -> None:
+        """A delayed parcel delivered, with gratitude heard, is sincere; the same words with
+        upset emotions are still read as sarcasm (the resolution word shields nothing)."""
         scored = self._scored(0.9, 0.2)
-        scored["emotions"] = {"gratitude": {"score": 0.95}, "annoyance": {"score": 0.03}}
+        scored["emotions"] = emotions
         _ironic_sentiment(scored, "My delayed parcel arrived today, thanks for sorting it.", 0.4)
-        assert scored["sentiment"]["label"] == "positive"
-        assert "literal" not in scored["sentiment"]
-
-    def test_the_same_words_with_upset_emotions_still_move(self) -> None:
-        """The resolution word does not shield a text whose emotions are upset."""
-        scored = self._scored(0.9, 0.2)
-        scored["emotions"] = {"gratitude": {"score": 0.6}, "disappointment": {"score": 0.7}}
-        _ironic_sentiment(scored, "My delayed parcel arrived today, thanks for sorting it.", 0.4)
-        assert scored["sentiment"]["label"] == "negative"
+        assert scored["sentiment"]["label"] == label
+        assert ("literal" in scored["sentiment"]) == (label == "negative")
 
 
 def test_one_encoder_pass_feeds_every_head(analyzer: TextAnalyzer) -> None:
