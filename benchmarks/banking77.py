@@ -25,14 +25,11 @@ import numpy as np
 
 def served_embedder() -> Any:
     """texts -> the vectors the service maps with: ONNX int8, shipped adapter merged, unit norm."""
-    from benchmarks.affect_speed import onnx_for_shipped_heads
-    from nlp.encoder import Encoder, EncoderOptions
+    from nlp.heads import encoder_adapter
+    from nlp.training.affect_common import build_encoder
 
-    encoder = Encoder(
-        onnx_for_shipped_heads(),
-        EncoderOptions(runtime="onnx-int8", batch_size=64, max_length=128),
-        name="all-MiniLM-L6-v2",
-    )
+    adapter = encoder_adapter(Path(__file__).resolve().parents[1] / "models" / "heads")
+    encoder = build_encoder(argparse.Namespace(encoder_dir=None, adapter=adapter, max_length=128))
 
     def embed(texts: list[str]) -> np.ndarray:
         return np.stack([e.text_unit for e in encoder.encode(texts)]).astype(np.float32)

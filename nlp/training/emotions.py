@@ -182,11 +182,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         args.members,
         calibrate=lambda logits, rows: fit_temperature(logits, y[rows], mask[rows]),
     )
-    temperature = 1.0  # each member's temperature is folded into the ensemble's last layer
 
     def probs(texts: list[str], tag: str) -> Any:
         raw = mlp_raw(weights, vectors(encoder, texts, args.cache_dir, tag))
-        return sigmoid(raw, temperature)
+        return sigmoid(raw)  # each member's temperature is folded into the last layer
 
     p_go = probs([r.text for r in go_dev], "go-dev")
     p_ec = probs([r.text for r in ec_dev], "ec-dev")
@@ -232,7 +231,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "kind": "sigmoid",
         "labels": list(EMOTION_LABELS),
         "input": "mean",
-        "temperature": temperature,
+        "temperature": 1.0,
         "thresholds": thresholds,
         "encoder": encoder.name,
         **adapter_meta(encoder),

@@ -69,9 +69,9 @@ def check_command() -> None:
     settings = load_settings()
     cipher = SecretCipher.from_settings(settings.webhooks)
     with session_factory(settings) as factory, factory() as session:
-        unreadable = webhooks.undecryptable_secrets(session, cipher)
-        stored = [row.secret for row in webhooks.list_subscriptions(session)]
-    plaintext = sum(1 for secret in stored if not secret.startswith(ENCRYPTED_PREFIX))
+        stored = [(row.id, row.secret) for row in webhooks.list_subscriptions(session)]
+    unreadable = webhooks.undecryptable_ids(stored, cipher)
+    plaintext = sum(1 for _, secret in stored if not secret.startswith(ENCRYPTED_PREFIX))
     typer.echo(
         f"{len(stored) - len(unreadable)} of {len(stored)} signing secret(s) readable"
         + (f", {plaintext} stored unencrypted" if plaintext else "")

@@ -112,6 +112,17 @@ def reencrypt_secrets(session: Session, cipher: SecretCipher) -> Reencrypted:
     return result
 
 
+def undecryptable_ids(stored: Sequence[tuple[str, str]], cipher: SecretCipher) -> list[str]:
+    """Of (subscription id, stored secret) pairs, the ids no key of ``cipher`` decrypts."""
+    unreadable: list[str] = []
+    for subscription_id, secret in stored:
+        try:
+            cipher.unseal(secret)
+        except SecretUndecryptable:
+            unreadable.append(subscription_id)
+    return unreadable
+
+
 def undecryptable_secrets(session: Session, cipher: SecretCipher) -> list[str]:
     """Ids of the subscriptions whose stored secret no key of ``cipher`` decrypts, oldest first.
 
@@ -123,13 +134,7 @@ def undecryptable_secrets(session: Session, cipher: SecretCipher) -> list[str]:
             WebhookSubscription.created_at, WebhookSubscription.id
         )
     ).all()
-    unreadable: list[str] = []
-    for subscription_id, stored in rows:
-        try:
-            cipher.unseal(stored)
-        except SecretUndecryptable:
-            unreadable.append(subscription_id)
-    return unreadable
+    return undecryptable_ids([(row[0], row[1]) for row in rows], cipher)
 
 
 def list_subscriptions(session: Session) -> list[WebhookSubscription]:
