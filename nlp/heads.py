@@ -99,6 +99,15 @@ class HeadMeta:
             raise ModelLoadError(f"invalid head meta.json: {e}") from e
 
 
+def fold_standardisation(
+    weight: FloatArray, bias: FloatArray, mean: FloatArray, scale: FloatArray
+) -> tuple[FloatArray, FloatArray]:
+    """A first layer that reads raw rows: ``(x - mean) / scale @ W + b = x @ W' + b'``."""
+    folded_weight = (weight / scale[:, None]).astype(np.float32)
+    folded_bias = (bias - (mean / scale) @ weight).astype(np.float32)
+    return folded_weight, folded_bias
+
+
 class Head:
     """One trained head: vectors in, scores out (one row per vector, one column per label)."""
 
@@ -129,10 +138,7 @@ class Head:
         # so inference makes one pass over the input rows instead of three.
         self._folded = list(layers)
         if self._mean is not None and self._scale is not None:
-            weight, bias = layers[0]
-            scaled = (weight / self._scale[:, None]).astype(np.float32)
-            shift = (bias - (self._mean / self._scale) @ weight).astype(np.float32)
-            self._folded[0] = (scaled, shift)
+            self._folded[0] = fold_standardisation(*layers[0], self._mean, self._scale)
 
     @classmethod
     def load(cls, directory: Path) -> Head:

@@ -19,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from nlp.encoder import Encoder, EncoderOptions
+from nlp.heads import fold_standardisation
 from nlp.training.common import cached_text_vectors
 
 FloatArray = npt.NDArray[np.float32]
@@ -203,11 +204,14 @@ def train_mlp_bagged(
         # standardised to 0 with a scale of ~1e-6: it contributed nothing, and folding 1/scale
         # into the weights would only overflow, so its row is left out.
         live = weights["scale"] > 1e-4
-        scale = np.where(live, weights["scale"], 1.0)
-        first_w.append(np.where(live[:, None], weights["W0"] / scale[:, None], 0.0))
-        first_b.append(
-            weights["b0"] - (np.where(live, weights["mean"], 0.0) / scale) @ weights["W0"]
+        first, first_bias = fold_standardisation(
+            np.where(live[:, None], weights["W0"], 0.0),
+            weights["b0"],
+            np.where(live, weights["mean"], 0.0),
+            np.where(live, weights["scale"], 1.0),
         )
+        first_w.append(first)
+        first_b.append(first_bias)
         last_w.append(weights["W1"] / (members * temperature))
         last_b += weights["b1"] / (members * temperature)
         members_info.append({"seed": member_seed, "epoch": epoch, "temperature": temperature})
