@@ -21,6 +21,7 @@ BENCHMARKS = (
     "banking77",  # issue 5: 10-shot and full-split case-type mapping accuracy
     "taxonomy_overhead",  # issue 5: analysis time with and without the mapping
     "complaints",  # issue 6: complaint detection under domain shift
+    "detection_alarms",  # issue 6: how often detections fire per group of texts
 )
 
 
