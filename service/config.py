@@ -120,6 +120,13 @@ class WebhookSettings(BaseModel):
     backoff_base_seconds: float = Field(default=30.0, ge=0)
     backoff_max_seconds: float = Field(default=6 * 3600.0, ge=0)
     jitter: float = Field(default=0.2, ge=0, le=1)
+    # Circuit breaker per subscriber: after this many failed attempts in a row (across its
+    # deliveries) its circuit opens and its deliveries wait, without spending attempts, for
+    # the cooldown; then one probe attempt goes. A failed probe doubles the cooldown (up to
+    # the maximum), a success closes the circuit. 0 turns the breaker off.
+    circuit_failures: int = Field(default=5, ge=0)
+    circuit_cooldown_seconds: float = Field(default=60.0, gt=0)
+    circuit_max_cooldown_seconds: float = Field(default=3600.0, gt=0)
     # Receivers on private addresses (e.g. http://127.0.0.1) are refused unless allowed.
     allow_private_urls: bool = False
     # Fernet keys, comma-separated, that encrypt subscription secrets at rest: the first

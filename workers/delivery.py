@@ -13,6 +13,11 @@ just before signing. A secret that no configured key decrypts is not sent: the a
 with that reason on the delivery (and its job), and is retried with the same backoff, so a
 process started with the missing key can still deliver it; after the last attempt it is dead.
 
+A circuit breaker per subscriber (`service.db.repositories.webhooks`): after
+``webhooks.circuit_failures`` failed attempts in a row, that subscriber's deliveries are held
+(put back for when the circuit reopens, no attempt spent) so a long outage does not drive
+every pending message to dead; then one delivery probes, and its success releases the rest.
+
 Deliveries have their own Celery queue (`workers.celery_config.DELIVERY_QUEUE`) and their
 own embedded threads: a receiver that stalls until the timeout holds up other deliveries at
 most, never analysis.
@@ -37,6 +42,7 @@ from workers.stages import ClaimedJob, Rescheduled, SessionFactory, StageHandler
 log = structlog.get_logger(__name__)
 
 WEBHOOK_DELIVER = webhooks.DELIVER_KIND
+_PRIVATE_REFUSED = "private address refused (webhooks.allow_private_urls is off)"
 
 
 @dataclass(frozen=True)
@@ -64,6 +70,13 @@ class WebhookDeliverHandler:
         )
         self._client = client
         self._cipher = SecretCipher.from_settings(options)
+        self._circuit = webhooks.Circuit(
+            options.circuit_failures,
+            options.circuit_cooldown_seconds,
+            options.circuit_max_cooldown_seconds,
+        )
+        # A claimed probe keeps the others waiting for longer than one attempt can take.
+        self._probe_seconds = options.timeout_seconds + 5.0
 
     def __call__(self, session_factory: SessionFactory, job: ClaimedJob) -> Rescheduled | None:
         with session_factory() as session:
@@ -78,11 +91,28 @@ class WebhookDeliverHandler:
                 jobs.finish(session, job.id)
                 return None
             url, message_id, body = subscription.url, delivery.message_id, delivery.body
+            if self._circuit.failures > 0:
+                wait_until = webhooks.circuit_wait(session, subscription, self._probe_seconds)
+                if wait_until is not None:
+                    webhooks.hold(session, delivery, job.id, wait_until)
+                    log.info(
+                        "webhook_held_circuit_open",
+                        delivery_id=job.subject_id,
+                        subscription_id=subscription.id,
+                        until=wait_until.isoformat(),
+                    )
+                    return Rescheduled(wait_until, delivery.attempts, "circuit open")
             secret, refused = self._signing_secret(subscription)
             session.commit()
+        # Only a request that left counts towards the receiver's circuit (a missing key or a
+        # refused address says nothing about the receiver).
+        sent = False
         if secret is None:
             status_code, error = None, refused
+        elif not self._options.allow_private_urls and private_address(url):
+            status_code, error = None, _PRIVATE_REFUSED
         else:
+            sent = True
             status_code, error = self._send(url, message_id, body, secret)
         bound = log.bind(delivery_id=job.subject_id, message_id=message_id, url=url)
         with session_factory() as session:
@@ -99,6 +129,7 @@ class WebhookDeliverHandler:
                 status_code,
                 self._options.max_attempts,
                 self._backoff.delay,
+                self._circuit if sent else None,
             )
         if result is None:  # the delivery was deleted meanwhile; its job is done
             return None
@@ -119,8 +150,6 @@ class WebhookDeliverHandler:
     def _send(
         self, url: str, message_id: str, body: str, secret: str
     ) -> tuple[int | None, str | None]:
-        if not self._options.allow_private_urls and private_address(url):
-            return None, "private address refused (webhooks.allow_private_urls is off)"
         headers = headers_for(message_id, body, secret)
         try:
             if self._client is not None:

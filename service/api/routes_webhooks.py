@@ -37,6 +37,9 @@ def _out(row: WebhookSubscription) -> WebhookOut:
         description=row.description,
         active=row.active,
         created_at=row.created_at,
+        circuit=webhooks.circuit_state(row),
+        consecutive_failures=row.consecutive_failures or 0,
+        circuit_open_until=row.circuit_open_until,
     )
 
 
@@ -147,6 +150,24 @@ def send_test_message(
     session.commit()
     _notify(request, [job_id])
     return _delivery_out(delivery)
+
+
+@router.post(
+    "/webhooks/{webhook_id}/resume",
+    response_model=WebhookOut,
+    dependencies=ADMIN,
+    summary="Close the subscription's circuit and send its held deliveries now",
+)
+def resume_webhook(
+    webhook_id: str, request: Request, session: Session = Depends(get_session)
+) -> WebhookOut:
+    """For when the receiver is known to be back: no need to wait for the next probe."""
+    subscription = _subscription(session, webhook_id)
+    job_ids = webhooks.resume(session, subscription)
+    session.commit()
+    log.info("webhook_resumed", subscription_id=webhook_id, deliveries=len(job_ids))
+    _notify(request, job_ids)
+    return _out(subscription)
 
 
 @router.get(

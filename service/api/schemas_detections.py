@@ -90,6 +90,13 @@ class WebhookOut(BaseModel):
     description: str | None
     active: bool
     created_at: datetime
+    circuit: Literal["closed", "open", "half-open"] = Field(
+        description="closed: deliveries go; open: after `consecutive_failures` failed attempts "
+        "in a row they are held (no attempt spent) until `circuit_open_until`; half-open: the "
+        "next attempt probes the receiver"
+    )
+    consecutive_failures: int
+    circuit_open_until: datetime | None
 
 
 class WebhookCreated(WebhookOut):

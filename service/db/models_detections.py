@@ -142,6 +142,10 @@ class WebhookSubscription(Base):
     secret: Mapped[str] = mapped_column(String(200))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Circuit breaker (repositories.webhooks): failed attempts in a row across this
+    # subscriber's deliveries, and while the circuit is open, when the next probe may go.
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    circuit_open_until: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class WebhookDelivery(Base):

@@ -7,6 +7,7 @@ detector are rule-based stand-ins (see `detections_support`).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -58,21 +59,26 @@ def session_factory(db_url: str) -> Iterator[sessionmaker[Session]]:
         engine.dispose()
 
 
-def _settings(db_url: str, tmp_path: Path, **detection: Any) -> Settings:
+def _settings(
+    db_url: str, tmp_path: Path, hooks: dict[str, Any] | None = None, **detection: Any
+) -> Settings:
+    webhook_options: dict[str, Any] = {
+        "timeout_seconds": 2.0,
+        "max_attempts": 4,
+        "backoff_base_seconds": 0.1,
+        "backoff_max_seconds": 0.5,
+        "jitter": 0.5,
+        "allow_private_urls": True,
+        "circuit_cooldown_seconds": 0.2,
+        "circuit_max_cooldown_seconds": 1.0,
+    }
     return Settings(
         data_dir=tmp_path,
         database_url=db_url,
         api=ApiSettings(auth_enabled=False),
         queue=QueueSettings(lease_seconds=10.0, sweep_interval_seconds=0.2, embedded_threads=2),
         detections=DetectionSettings(**detection),
-        webhooks=WebhookSettings(
-            timeout_seconds=2.0,
-            max_attempts=4,
-            backoff_base_seconds=0.1,
-            backoff_max_seconds=0.5,
-            jitter=0.5,
-            allow_private_urls=True,
-        ),
+        webhooks=WebhookSettings(**(webhook_options | (hooks or {}))),
     )
 
 
@@ -285,6 +291,88 @@ class TestPush:
         assert [(d["status"], d["message_id"]) for d in final] == [
             ("delivered", letter["message_id"])
         ]
+
+    def test_an_outage_opens_the_circuit_and_held_deliveries_spend_no_attempts(
+        self, db_url: str, tmp_path: Path, session_factory: sessionmaker[Session]
+    ) -> None:
+        """Two failures in a row open the circuit: nothing more is sent, nothing dies;
+        `resume` closes it and every held message is accepted once."""
+        hooks = {
+            "circuit_failures": 2,
+            "circuit_cooldown_seconds": 60.0,
+            "circuit_max_cooldown_seconds": 60.0,
+        }
+        with (
+            webhook_receiver(Receiver(always_fail=True)) as receiver,
+            _app(_settings(db_url, tmp_path, hooks), session_factory) as client,
+        ):
+            hook, _secret = _subscribe(client, receiver.url)
+            _post(client, [_item(n) for n in range(3)])
+
+            def opened() -> dict[str, Any] | None:
+                body: dict[str, Any] = client.get(f"/v1/webhooks/{hook}").json()
+                return body if body["circuit"] == "open" else None
+
+            state = wait_for(opened, "the circuit to open", timeout=DEADLINE)
+            assert state["consecutive_failures"] >= 2
+            assert state["circuit_open_until"] is not None
+            # Every delivery comes up for its next attempt within a second; all are held.
+            wait_for(
+                lambda: len(client.get(f"/v1/webhooks/{hook}/deliveries").json()["items"]) == 3,
+                "three deliveries",
+                timeout=DEADLINE,
+            )
+            time.sleep(1.5)
+            sent = len(receiver.requests)
+            time.sleep(1.0)
+            assert len(receiver.requests) == sent  # held, not sent
+            held = client.get(f"/v1/webhooks/{hook}/deliveries").json()["items"]
+            assert {d["status"] for d in held} == {"pending"}
+            assert sum(d["attempts"] for d in held) == sent  # a hold spends no attempt
+            assert 2 <= sent <= 3  # the threshold, plus at most one already in flight
+
+            receiver.always_fail = False
+            resumed = client.post(f"/v1/webhooks/{hook}/resume")
+            assert resumed.status_code == 200, resumed.text
+            assert resumed.json()["circuit"] == "closed"
+            assert resumed.json()["consecutive_failures"] == 0
+            wait_for(lambda: len(receiver.accepted_ids()) >= 3, "three accepted", timeout=10.0)
+            final = client.get(f"/v1/webhooks/{hook}/deliveries").json()["items"]
+        assert len(set(receiver.accepted_ids())) == len(receiver.accepted_ids()) == 3
+        assert {d["status"] for d in final} == {"delivered"}
+
+    def test_after_the_cooldown_a_probe_goes_and_its_success_releases_the_rest(
+        self, db_url: str, tmp_path: Path, session_factory: sessionmaker[Session]
+    ) -> None:
+        """No hand needed: the receiver comes back, the next probe succeeds, all arrive."""
+        hooks = {
+            "circuit_failures": 2,
+            "circuit_cooldown_seconds": 1.0,
+            "circuit_max_cooldown_seconds": 1.0,
+            "max_attempts": 8,
+        }
+        with (
+            webhook_receiver(Receiver(always_fail=True)) as receiver,
+            _app(_settings(db_url, tmp_path, hooks), session_factory) as client,
+        ):
+            hook, _secret = _subscribe(client, receiver.url)
+            _post(client, [_item(n) for n in range(3)])
+            wait_for(
+                lambda: client.get(f"/v1/webhooks/{hook}").json()["circuit"] == "open",
+                "the circuit to open",
+                timeout=DEADLINE,
+            )
+            receiver.always_fail = False
+            wait_for(lambda: len(receiver.accepted_ids()) >= 3, "three accepted", timeout=DEADLINE)
+            wait_for(
+                lambda: client.get(f"/v1/webhooks/{hook}").json()["circuit"] == "closed",
+                "the circuit to close",
+                timeout=DEADLINE,
+            )
+            final = client.get(f"/v1/webhooks/{hook}/deliveries").json()["items"]
+        assert len(set(receiver.accepted_ids())) == 3
+        assert {d["status"] for d in final} == {"delivered"}
+        assert sum(d["attempts"] for d in final) == len(receiver.requests)
 
     def test_test_ping_and_delete(
         self, db_url: str, tmp_path: Path, session_factory: sessionmaker[Session]

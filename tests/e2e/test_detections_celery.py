@@ -53,6 +53,8 @@ WEBHOOKS = WebhookSettings(
     backoff_max_seconds=1.0,
     jitter=0.5,
     allow_private_urls=True,
+    circuit_cooldown_seconds=0.2,
+    circuit_max_cooldown_seconds=1.0,
 )
 
 # What a worker that leaves deliveries to a dedicated one consumes.
@@ -121,6 +123,11 @@ def _worker_env(base: dict[str, str], settings: Settings) -> dict[str, str]:
             "UNDERTONE_WEBHOOKS__BACKOFF_BASE_SECONDS": str(hooks.backoff_base_seconds),
             "UNDERTONE_WEBHOOKS__BACKOFF_MAX_SECONDS": str(hooks.backoff_max_seconds),
             "UNDERTONE_WEBHOOKS__JITTER": str(hooks.jitter),
+            "UNDERTONE_WEBHOOKS__CIRCUIT_FAILURES": str(hooks.circuit_failures),
+            "UNDERTONE_WEBHOOKS__CIRCUIT_COOLDOWN_SECONDS": str(hooks.circuit_cooldown_seconds),
+            "UNDERTONE_WEBHOOKS__CIRCUIT_MAX_COOLDOWN_SECONDS": str(
+                hooks.circuit_max_cooldown_seconds
+            ),
             "UNDERTONE_WEBHOOKS__ALLOW_PRIVATE_URLS": "true",
             # Incidents re-emit detections (tested in test_detections); here each detection
             # has exactly one event, so counting messages means something.

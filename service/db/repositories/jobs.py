@@ -82,6 +82,18 @@ def enqueue(session: Session, kind: str, subject_id: str, run_after: datetime | 
     return job
 
 
+def make_due(session: Session, kind: str, subject_id: str, now: datetime) -> list[str]:
+    """A queued job of this kind and subject runs from ``now`` on; its id (none if not queued).
+
+    Joins the caller's transaction.
+    """
+    job = _find(session, kind, subject_id)
+    if job is None or job.status != QUEUED:
+        return []
+    job.run_after = min(job.run_after, now)
+    return [job.id]
+
+
 def _find(session: Session, kind: str, subject_id: str) -> Job | None:
     return session.scalar(select(Job).where(Job.kind == kind, Job.subject_id == subject_id))
 

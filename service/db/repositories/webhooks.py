@@ -7,6 +7,14 @@ delivery: a failed attempt puts its job back in the queue with ``run_after`` = t
 (the job's own attempt counter, which guards against workers dying, starts again), and
 after the last attempt the delivery is ``dead`` until replayed.
 
+A circuit breaker per subscription keeps an outage from spending every delivery's attempts:
+`record_failure` counts failed attempts in a row on the subscription and, at
+``Circuit.failures``, opens its circuit until a cooldown has passed; meanwhile
+`circuit_wait` holds the subscriber's deliveries back (`hold`: same attempts, later
+``run_after``). After the cooldown one delivery claims the probe; its failure reopens the
+circuit for twice the cooldown (up to the maximum), its success (`record_success`) closes
+it. `resume` closes it by hand and makes the held deliveries due now.
+
 Signing secrets are stored sealed by a `SecretCipher` (encrypted when keys are configured);
 `signing_secret` is the one reader of the plaintext, for the sender.
 """
@@ -17,7 +25,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -246,8 +254,71 @@ def list_deliveries(
     )
 
 
+@dataclass(frozen=True)
+class Circuit:
+    """The circuit breaker's settings (`service.config.WebhookSettings`)."""
+
+    failures: int = 5  # failed attempts in a row that open it; 0: never opens
+    cooldown_seconds: float = 60.0
+    max_cooldown_seconds: float = 3600.0
+
+    def cooldown(self, consecutive_failures: int) -> float:
+        """How long the circuit stays open after this many failures in a row."""
+        doublings = max(0, consecutive_failures - self.failures)
+        return min(self.max_cooldown_seconds, self.cooldown_seconds * 2.0 ** min(doublings, 30))
+
+
+CircuitState = Literal["closed", "open", "half-open"]
+
+
+def circuit_state(subscription: WebhookSubscription, now: datetime | None = None) -> CircuitState:
+    """``closed``, ``open`` (deliveries wait) or ``half-open`` (the next attempt probes)."""
+    if subscription.circuit_open_until is None:
+        return "closed"
+    return "open" if subscription.circuit_open_until > (now or utcnow()) else "half-open"
+
+
+def circuit_wait(
+    session: Session, subscription: WebhookSubscription, probe_seconds: float
+) -> datetime | None:
+    """None when a delivery to ``subscription`` may be attempted now, else when to try again.
+
+    Closed: go. Open: wait until it reopens. Past the cooldown: the first caller claims the
+    probe (the reopen time moves ``probe_seconds`` on, a compare-and-set, so two workers never
+    both probe) and goes; the others wait. Commits a claim; the caller commits otherwise.
+    """
+    opened = subscription.circuit_open_until
+    if opened is None:
+        return None
+    now = utcnow()
+    if opened > now:
+        return opened
+    claim_until = now + timedelta(seconds=probe_seconds)
+    claimed = session.execute(
+        update(WebhookSubscription)
+        .where(
+            WebhookSubscription.id == subscription.id,
+            WebhookSubscription.circuit_open_until == opened,
+        )
+        .values(circuit_open_until=claim_until)
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
+    if getattr(claimed, "rowcount", 0) == 1:
+        return None
+    session.refresh(subscription)
+    return subscription.circuit_open_until or None
+
+
+def hold(session: Session, delivery: WebhookDelivery, job_id: str, until: datetime) -> None:
+    """Put a delivery back until ``until`` without spending an attempt (circuit open). Commits."""
+    delivery.next_attempt_at = until
+    _requeue(session, job_id, until, "held: the subscriber's circuit is open")
+    session.commit()
+
+
 def record_success(session: Session, delivery_id: str, job_id: str, status_code: int) -> None:
-    """The receiver accepted: delivered, job done. Commits."""
+    """The receiver accepted: delivered, job done, the subscriber's circuit closed. Commits."""
     now = utcnow()
     delivery = session.get(WebhookDelivery, delivery_id)
     if delivery is not None:
@@ -257,6 +328,13 @@ def record_success(session: Session, delivery_id: str, job_id: str, status_code:
         delivery.last_error = None
         delivery.delivered_at = now
         delivery.next_attempt_at = None
+        subscription = session.get(WebhookSubscription, delivery.subscription_id)
+        if subscription is not None and (
+            subscription.consecutive_failures or subscription.circuit_open_until is not None
+        ):
+            # The receiver is back: what waited on it (held, or backing off) goes now; the
+            # sweeper announces the jobs.
+            _release(session, subscription, now, exclude=delivery.id)
     jobs.mark_done(session, job_id)
     session.commit()
 
@@ -269,8 +347,14 @@ def record_failure(
     status_code: int | None,
     max_attempts: int,
     delay_for: Any,
+    circuit: Circuit | None = None,
 ) -> WebhookDelivery | None:
-    """A failed attempt: retry after ``delay_for(attempts)`` seconds, or dead. Commits."""
+    """A failed attempt: retry after ``delay_for(attempts)`` seconds, or dead. Commits.
+
+    With ``circuit`` (the request reached out to the receiver), the subscriber's failures in a
+    row go up by one (in the database, so concurrent workers all count) and at
+    ``circuit.failures`` its circuit opens; the retry then waits at least until it reopens.
+    """
     now = utcnow()
     delivery = session.get(WebhookDelivery, delivery_id)
     if delivery is None:
@@ -280,16 +364,80 @@ def record_failure(
     delivery.attempts += 1
     delivery.last_status_code = status_code
     delivery.last_error = error[:2000]
+    open_until = (
+        _count_failure(session, delivery.subscription_id, now, circuit)
+        if circuit is not None
+        else None
+    )
     if delivery.attempts >= max_attempts:
         delivery.status = DEAD
         delivery.next_attempt_at = None
         jobs.mark_done(session, job_id)
     else:
         run_after = now + timedelta(seconds=float(delay_for(delivery.attempts)))
+        if open_until is not None:
+            run_after = max(run_after, open_until)
         delivery.next_attempt_at = run_after
         _requeue(session, job_id, run_after, error)
     session.commit()
     return delivery
+
+
+def _count_failure(
+    session: Session, subscription_id: str, now: datetime, circuit: Circuit
+) -> datetime | None:
+    """One more failure in a row; opens (or reopens) the circuit at the threshold."""
+    session.execute(
+        update(WebhookSubscription)
+        .where(WebhookSubscription.id == subscription_id)
+        .values(consecutive_failures=WebhookSubscription.consecutive_failures + 1)
+        .execution_options(synchronize_session=False)
+    )
+    if circuit.failures <= 0:
+        return None
+    failures = session.scalar(
+        select(WebhookSubscription.consecutive_failures).where(
+            WebhookSubscription.id == subscription_id
+        )
+    )
+    if failures is None or failures < circuit.failures:
+        return None
+    open_until = now + timedelta(seconds=circuit.cooldown(failures))
+    session.execute(
+        update(WebhookSubscription)
+        .where(WebhookSubscription.id == subscription_id)
+        .values(circuit_open_until=open_until)
+        .execution_options(synchronize_session=False)
+    )
+    return open_until
+
+
+def resume(session: Session, subscription: WebhookSubscription) -> list[str]:
+    """Close the circuit by hand and make every pending delivery due now; their job ids.
+
+    Joins the caller's transaction (no commit).
+    """
+    return _release(session, subscription, utcnow())
+
+
+def _release(
+    session: Session, subscription: WebhookSubscription, now: datetime, exclude: str = ""
+) -> list[str]:
+    """Circuit closed, failures forgotten, pending deliveries due now; their job ids."""
+    subscription.consecutive_failures = 0
+    subscription.circuit_open_until = None
+    pending = session.scalars(
+        select(WebhookDelivery).where(
+            WebhookDelivery.subscription_id == subscription.id,
+            WebhookDelivery.status == PENDING,
+            WebhookDelivery.id != exclude,
+        )
+    ).all()
+    job_ids = []
+    for delivery in pending:
+        delivery.next_attempt_at = now
+        job_ids += jobs.make_due(session, DELIVER_KIND, delivery.id, now)
+    return job_ids
 
 
 def _requeue(session: Session, job_id: str, run_after: datetime, error: str | None) -> None:
