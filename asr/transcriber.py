@@ -52,19 +52,34 @@ class _Run:
             self.report(min(0.999, (self.done_units + units) / self.total_units))
 
 
+SecondOpinion = Callable[[], WhisperModel]
+"""Returns the English model that re-decodes short English clips (loaded on first use)."""
+
+
 class Transcriber:
     """Transcribes recordings with a faster-whisper model the caller owns."""
 
-    def __init__(self, model: WhisperModel, options: TranscribeOptions | None = None) -> None:
+    def __init__(
+        self,
+        model: WhisperModel,
+        options: TranscribeOptions | None = None,
+        second_opinion: SecondOpinion | None = None,
+    ) -> None:
         """Args:
         model: A loaded ``faster_whisper.WhisperModel`` (shared across calls).
         options: How to transcribe; the defaults are the product's tested settings.
+        second_opinion: For short clips in English (isolated words on a phone line), a
+            second, English-only model (tiny.en) decodes the clip too, and the reading with
+            the higher mean log-probability is kept: the two models err on different words
+            (benchmarks/results/asr_wer.json). Called once, on the first such clip.
         """
         self.model = model
         self.options = options or TranscribeOptions()
         self._features = FeatureExtractor(feature_size=80)
         self._batched = BatchedInferencePipeline(model)
         self._chunk_seconds: int = model.feature_extractor.chunk_length
+        self._second_opinion = second_opinion
+        self._second_model: WhisperModel | None = None
 
     def transcribe(
         self,
@@ -147,7 +162,6 @@ class Transcriber:
             # little silence around it gives Whisper the context it was trained on.
             n = int(pad * SAMPLE_RATE)
             audio = np.pad(audio, (n, n))
-        window_seconds = audio.shape[0] / SAMPLE_RATE
         # A very short clip is (nearly) all speech: the VAD cut only risks clipping it.
         vad = opts.vad_filter and not short
         batched = vad and opts.batch_size > 1
@@ -170,6 +184,40 @@ class Transcriber:
             "initial_prompt": opts.initial_prompt,
         }
         samples = np.ascontiguousarray(audio, dtype=np.float32)
+        cleaned, info = self._decode(self.model, samples, offset, pad, short, batched, common, run)
+        language = run.language or info.language
+        if short and language == "en" and self._second_opinion is not None:
+            if self._second_model is None:
+                self._second_model = self._second_opinion()
+            english = common | {"language": "en"}
+            other, _ = self._decode(
+                self._second_model, samples, offset, pad, short, False, english, run
+            )
+            if _mean_logprob(other) > _mean_logprob(cleaned):
+                cleaned = other
+        if run.language is None and cleaned:
+            # Fix the language on the first audio that held speech, so that every later
+            # window and channel is decoded in the same language.
+            run.language = info.language
+            run.language_probability = info.language_probability
+        return cleaned
+
+    def _decode(
+        self,
+        model: WhisperModel,
+        samples: FloatArray,
+        offset: float,
+        pad: float,
+        short: bool,
+        batched: bool,
+        common: dict[str, Any],
+        run: _Run,
+    ) -> tuple[list[RawSegment], Any]:
+        """One model's cleaned segments of one window (times in recording seconds), and its
+        transcription info."""
+        opts = self.options
+        window_seconds = samples.shape[0] / SAMPLE_RATE
+        vad = opts.vad_filter and not short
         if batched:
             # The batched pipeline decodes each VAD chunk on its own (never conditioned on
             # the previous text), several chunks at once.
@@ -184,7 +232,7 @@ class Transcriber:
                 **common,
             )
         else:
-            segments, info = self.model.transcribe(
+            segments, info = model.transcribe(
                 samples,
                 vad_filter=vad,
                 # With conditioning on, base and tiny.en skipped ~20 s of speech at a window
@@ -222,13 +270,7 @@ class Transcriber:
             )
             run.progress(min(seg.end, window_seconds) - pad)
         # One segment per sentence: each gets its own guards and (mono) voice print.
-        cleaned = clean_segments(split_turns(raws, opts), opts, short=short)
-        if run.language is None and cleaned:
-            # Fix the language on the first audio that held speech, so that every later
-            # window and channel is decoded in the same language.
-            run.language = info.language
-            run.language_probability = info.language_probability
-        return cleaned
+        return clean_segments(split_turns(raws, opts), opts, short=short), info
 
     def _voice_print(
         self, audio: FloatArray, offset: float, raw: RawSegment
@@ -253,3 +295,8 @@ class Transcriber:
             for c, raws in run.raws.items()
             for raw in raws
         ]
+
+
+def _mean_logprob(segments: list[RawSegment]) -> float:
+    """The mean of the segments' average token log-probabilities; -inf for no segment."""
+    return float(np.mean([s.avg_logprob for s in segments])) if segments else float("-inf")

@@ -461,12 +461,28 @@ def main() -> None:
     sequential = Transcriber(model, TranscribeOptions(batch_size=1))
     batched = Transcriber(model, TranscribeOptions(batch_size=8))
     ours = batched if args.batch_size > 1 else sequential
-    hinted = Transcriber(model, TranscribeOptions(language="en", batch_size=args.batch_size))
+    # The product's short-clip second opinion (tiny.en), as `build_transcriber` sets it up.
+    second = (
+        (
+            lambda: WhisperModel(
+                str(whisper_model_dir(Settings(), "tiny.en")),
+                device="cpu",
+                compute_type="int8",
+                cpu_threads=2,
+            )
+        )
+        if args.model == "base" and Settings().asr.short_clip_second_model == "tiny.en"
+        else None
+    )
+    hinted = Transcriber(
+        model, TranscribeOptions(language="en", batch_size=args.batch_size), second
+    )
     run = {
         "date": time.strftime("%Y-%m-%d"),
         "model": args.model,
         "machine": platform.machine(),
         "batch_size": args.batch_size,
+        "short_clip_second_model": "tiny.en" if second is not None else None,
         "load_average_before": os.getloadavg(),
     }
     sets: dict[str, Any] = {}

@@ -75,6 +75,9 @@ class AsrSettings(BaseModel):
     # VAD chunks decoded this many at a time (faster-whisper's batched pipeline); 1 decodes
     # sequentially. See benchmarks/results/asr_speed.json and asr_wer.json.
     batch_size: int = Field(default=8, ge=1, le=32)
+    # Short English clips (isolated words on a phone line) are also decoded by tiny.en and
+    # the likelier reading kept (asr.Transcriber); "none" turns it off. Loaded on first use.
+    short_clip_second_model: Literal["tiny.en", "none"] = "tiny.en"
 
 
 class DetectionSettings(BaseModel):

@@ -73,7 +73,19 @@ def build_transcriber(settings: Settings, model: ModelName | None = None) -> Tra
         max_duration=settings.api.max_recording_seconds,
         batch_size=settings.asr.batch_size,
     )
-    return Transcriber(whisper, options)
+    second = settings.asr.short_clip_second_model
+    chosen = model or settings.asr.model
+
+    def second_opinion() -> WhisperModel:
+        return WhisperModel(
+            str(whisper_model_dir(settings, "tiny.en")),
+            device=settings.asr.device,
+            compute_type=settings.asr.compute_type,
+            cpu_threads=settings.asr.cpu_threads,
+        )
+
+    use_second = second == "tiny.en" and chosen != "tiny.en"
+    return Transcriber(whisper, options, second_opinion if use_second else None)
 
 
 @dataclass
@@ -109,6 +121,7 @@ class TranscriptionRuntime:
             s.asr.cpu_threads,
             s.asr.language,
             s.asr.batch_size,
+            s.asr.short_clip_second_model,
             s.api.max_recording_seconds,
         )
 

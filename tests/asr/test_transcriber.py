@@ -19,6 +19,7 @@ from asr import (
 )
 from asr.audio import SAMPLE_RATE
 from asr.guards import RawSegment
+from asr.types import Segment
 from tests.asr.conftest import FORMATS, SAY_RATE, Say, encode, resample, silence
 
 pytestmark = pytest.mark.slow
@@ -88,6 +89,48 @@ class TestAccuracy:
             path = encode(narrow, 8_000, tmp_path / f"utterance{i}", "wav")
             got.append(transcriber.transcribe(path).text)
         assert wer(" ".join(phrases), " ".join(got)) <= 0.10, got
+
+    def test_short_english_clips_keep_the_likelier_of_two_models(
+        self, base_model: WhisperModel, tiny_model: WhisperModel, say: Say, tmp_path: Path
+    ) -> None:
+        """With a second opinion, a short English clip comes back as whichever of base's and
+        tiny.en's readings has the higher mean log-probability; the second model is loaded
+        once, on the first short English clip, and not used for other languages or long
+        clips."""
+        loads: list[int] = []
+
+        def second() -> WhisperModel:
+            loads.append(1)
+            return tiny_model
+
+        english = TranscribeOptions(language="en")
+        both = Transcriber(base_model, english, second_opinion=second)
+        base_only, tiny_only = Transcriber(base_model, english), Transcriber(tiny_model, english)
+
+        def logprob(segments: list[Segment]) -> float:
+            return float(np.mean([s.avg_logprob for s in segments]))
+
+        phrases = ["seven", "cancel my order", "yes please", "billing"]
+        for i, phrase in enumerate(phrases):
+            narrow = resample(say(phrase), SAY_RATE, 8_000)
+            path = encode(narrow, 8_000, tmp_path / f"word{i}", "wav")
+            kept = both.transcribe(path)
+            a, b = base_only.transcribe(path), tiny_only.transcribe(path)
+            expected = a if logprob(a.segments) >= logprob(b.segments) else b
+            assert kept.text == expected.text, (phrase, kept.text, a.text, b.text)
+        assert len(loads) == 1
+
+        french = Transcriber(base_model, TranscribeOptions(language="fr"), second_opinion=second)
+        french.transcribe(encode(resample(say("bonjour"), SAY_RATE, 8_000), 8_000, tmp_path / "fr"))
+        assert len(loads) == 1  # French: no second opinion
+        long_text = "I have been waiting for my refund for three weeks and nobody calls me back."
+        long_clip = encode(say(long_text, speed=130), SAY_RATE, tmp_path / "long")
+        calls: list[int] = []
+        counted = Transcriber(
+            base_model, english, second_opinion=lambda: calls.append(1) or tiny_model
+        )
+        counted.transcribe(long_clip)
+        assert not calls
 
     def test_sentences_8khz(self, base_model: WhisperModel, say: Say, tmp_path: Path) -> None:
         """Sentences on an 8 kHz telephone line (PCM, as G.711 decodes) stay within 15% WER."""
