@@ -50,7 +50,7 @@ from asr import AsrError, TranscribeOptions, Transcriber
 from asr.audio import SAMPLE_RATE, stream_audio
 from benchmarks import asterisk_prompts
 from service.config import Settings
-from workers.transcribe import whisper_model_dir
+from workers.transcribe import second_opinion, whisper_model_dir
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results" / "asr_wer.json"
@@ -462,18 +462,7 @@ def main() -> None:
     batched = Transcriber(model, TranscribeOptions(batch_size=8))
     ours = batched if args.batch_size > 1 else sequential
     # The product's short-clip second opinion (tiny.en), as `build_transcriber` sets it up.
-    second = (
-        (
-            lambda: WhisperModel(
-                str(whisper_model_dir(Settings(), "tiny.en")),
-                device="cpu",
-                compute_type="int8",
-                cpu_threads=2,
-            )
-        )
-        if args.model == "base" and Settings().asr.short_clip_second_model == "tiny.en"
-        else None
-    )
+    second = second_opinion(Settings(), args.model)
     hinted = Transcriber(
         model, TranscribeOptions(language="en", batch_size=args.batch_size), second
     )

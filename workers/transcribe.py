@@ -15,6 +15,7 @@ and maps ``asr.AsrError`` subclasses (``error.code``, ``str(error)``) to a ``fai
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -23,6 +24,8 @@ from asr.errors import AsrError as TranscriptionError
 from service.config import Settings
 
 if TYPE_CHECKING:
+    from faster_whisper import WhisperModel
+
     from asr import Layout, ProgressCallback, Transcriber, Transcript
 
 __all__ = [
@@ -53,39 +56,43 @@ def whisper_model_dir(settings: Settings, model: ModelName | None = None) -> Pat
     return directory
 
 
-def build_transcriber(settings: Settings, model: ModelName | None = None) -> Transcriber:
-    """A new Transcriber with the configured model, device, compute type and language hint.
-
-    Loads a model every call: processes use `TranscriptionRuntime`, which caches it.
-    """
+def load_whisper(settings: Settings, model: ModelName | None = None) -> WhisperModel:
+    """One faster-whisper model with the configured device, compute type and threads."""
     from faster_whisper import WhisperModel
 
-    from asr import TranscribeOptions, Transcriber
-
-    whisper = WhisperModel(
+    return WhisperModel(
         str(whisper_model_dir(settings, model)),
         device=settings.asr.device,
         compute_type=settings.asr.compute_type,
         cpu_threads=settings.asr.cpu_threads,
     )
+
+
+def second_opinion(
+    settings: Settings, model: ModelName | None = None
+) -> Callable[[], WhisperModel] | None:
+    """What loads the short-clip second opinion (tiny.en) for ``model``, or None when off or
+    when ``model`` is tiny.en already."""
+    if settings.asr.short_clip_second_model != "tiny.en":
+        return None
+    if (model or settings.asr.model) == "tiny.en":
+        return None
+    return lambda: load_whisper(settings, "tiny.en")
+
+
+def build_transcriber(settings: Settings, model: ModelName | None = None) -> Transcriber:
+    """A new Transcriber with the configured model, device, compute type and language hint.
+
+    Loads a model every call: processes use `TranscriptionRuntime`, which caches it.
+    """
+    from asr import TranscribeOptions, Transcriber
+
     options = TranscribeOptions(
         language=settings.asr.language,
         max_duration=settings.api.max_recording_seconds,
         batch_size=settings.asr.batch_size,
     )
-    second = settings.asr.short_clip_second_model
-    chosen = model or settings.asr.model
-
-    def second_opinion() -> WhisperModel:
-        return WhisperModel(
-            str(whisper_model_dir(settings, "tiny.en")),
-            device=settings.asr.device,
-            compute_type=settings.asr.compute_type,
-            cpu_threads=settings.asr.cpu_threads,
-        )
-
-    use_second = second == "tiny.en" and chosen != "tiny.en"
-    return Transcriber(whisper, options, second_opinion if use_second else None)
+    return Transcriber(load_whisper(settings, model), options, second_opinion(settings, model))
 
 
 @dataclass

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -226,6 +227,20 @@ def _subscribe(client: TestClient, url: str) -> tuple[str, str]:
     return body["id"], body["secret"]
 
 
+@contextmanager
+def _outage(
+    db_url: str, tmp_path: Path, factory: sessionmaker[Session], hooks: dict[str, Any]
+) -> Iterator[tuple[Receiver, TestClient, str]]:
+    """A receiver that fails every request, subscribed, with three detections on their way."""
+    with (
+        webhook_receiver(Receiver(always_fail=True)) as receiver,
+        _app(_settings(db_url, tmp_path, hooks), factory) as client,
+    ):
+        hook, _secret = _subscribe(client, receiver.url)
+        _post(client, [_item(n) for n in range(3)])
+        yield receiver, client, hook
+
+
 class TestPush:
     def test_failing_receiver_gets_each_event_once_in_effect(
         self, db_url: str, tmp_path: Path, session_factory: sessionmaker[Session]
@@ -302,12 +317,7 @@ class TestPush:
             "circuit_cooldown_seconds": 60.0,
             "circuit_max_cooldown_seconds": 60.0,
         }
-        with (
-            webhook_receiver(Receiver(always_fail=True)) as receiver,
-            _app(_settings(db_url, tmp_path, hooks), session_factory) as client,
-        ):
-            hook, _secret = _subscribe(client, receiver.url)
-            _post(client, [_item(n) for n in range(3)])
+        with _outage(db_url, tmp_path, session_factory, hooks) as (receiver, client, hook):
 
             def opened() -> dict[str, Any] | None:
                 body: dict[str, Any] = client.get(f"/v1/webhooks/{hook}").json()
@@ -351,12 +361,7 @@ class TestPush:
             "circuit_max_cooldown_seconds": 1.0,
             "max_attempts": 8,
         }
-        with (
-            webhook_receiver(Receiver(always_fail=True)) as receiver,
-            _app(_settings(db_url, tmp_path, hooks), session_factory) as client,
-        ):
-            hook, _secret = _subscribe(client, receiver.url)
-            _post(client, [_item(n) for n in range(3)])
+        with _outage(db_url, tmp_path, session_factory, hooks) as (receiver, client, hook):
             wait_for(
                 lambda: client.get(f"/v1/webhooks/{hook}").json()["circuit"] == "open",
                 "the circuit to open",

@@ -307,7 +307,7 @@ def circuit_wait(
     if getattr(claimed, "rowcount", 0) == 1:
         return None
     session.refresh(subscription)
-    return subscription.circuit_open_until or None
+    return subscription.circuit_open_until
 
 
 def hold(session: Session, delivery: WebhookDelivery, job_id: str, until: datetime) -> None:
