@@ -14,6 +14,7 @@ from pathlib import Path
 
 BENCHMARKS = (
     "analyze_throughput",  # issue 2: `undertone analyze` vs an HF RoBERTa pipeline
+    "service_throughput",  # issue 2: the running service, batched analysis jobs vs one at a time
     "affect_quality",  # issue 3: every head's val/dev figure and ECE
     "affect_speed",  # issue 3: full affect analysis vs 3 HF pipelines and the bare encoder
     "asr_wer",  # issue 4: WER on LJ Speech, the stereo call, short 8 kHz utterances

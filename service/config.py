@@ -41,6 +41,9 @@ class QueueSettings(BaseModel):
     sweep_interval_seconds: float = Field(default=10.0, gt=0)
     max_attempts: int = Field(default=5, ge=1)
     embedded_threads: int = Field(default=1, ge=1)
+    # Feedback items due together are analysed in one encoder call of up to this many (a
+    # worker that claims one analysis job takes other due ones along); 1 turns it off.
+    analyze_batch_size: int = Field(default=32, ge=1, le=256)
     # Embedded: webhook deliveries run on threads of their own, so that a receiver stalling
     # until the timeout never holds up analysis (they wait on the network, not the CPU).
     embedded_delivery_threads: int = Field(default=2, ge=1)

@@ -137,6 +137,7 @@ def create_celery_app(settings: Settings) -> Celery:
             state.handlers,
             state.retry,
             announce_at=state.announce_at,
+            batch_size=settings.queue.analyze_batch_size,
         )
         return outcome.value
 

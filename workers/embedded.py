@@ -146,7 +146,14 @@ class EmbeddedDispatcher:
                 wake.wait(self._idle_seconds(kinds))
                 continue
             try:
-                run_claimed(self._session_factory, claimed, lease, self._handlers, self._retry)
+                run_claimed(
+                    self._session_factory,
+                    claimed,
+                    lease,
+                    self._handlers,
+                    self._retry,
+                    batch_size=self._settings.queue.analyze_batch_size,
+                )
             except Exception as error:  # recording the failure failed: the lease will lapse
                 log.error("job_crashed", job_id=claimed.id, error=repr(error))
             # The job may have created work for the other threads (a delivery, say).

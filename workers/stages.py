@@ -20,7 +20,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import structlog
 from pydantic import ValidationError
@@ -92,6 +92,19 @@ class StageHandler(Protocol):
     def __call__(self, session_factory: SessionFactory, job: ClaimedJob) -> Rescheduled | None: ...
 
 
+@runtime_checkable
+class BatchStageHandler(StageHandler, Protocol):
+    """A stage handler that can also run many claimed jobs of its kind in one call.
+
+    ``run_batch`` stores each job's result (and its done) in a transaction of its own and
+    returns the error of every job that failed, keyed by job id; the caller records those.
+    """
+
+    def run_batch(
+        self, session_factory: SessionFactory, batch: Sequence[ClaimedJob]
+    ) -> dict[str, Exception]: ...
+
+
 class Outcome(enum.Enum):
     """What `run_job` did with a job."""
 
@@ -129,12 +142,14 @@ def run_job(
     retry: RetryPolicy | None = None,
     *,
     announce_at: AnnounceAt | None = None,
+    batch_size: int = 1,
 ) -> Outcome:
     """Claim one job and run its handler while a heartbeat renews the lease.
 
     Safe to call for any announcement, duplicate or stale: a job that cannot be claimed is
     left alone (and announced again for its due time when it is only not due yet), and a
-    handler stores at most one result per subject.
+    handler stores at most one result per subject. With ``batch_size`` > 1 a job whose
+    handler works in batches takes other due jobs of its kind along (`run_claimed`).
     """
     retry = retry or RetryPolicy()
     with session_factory() as session:
@@ -149,7 +164,13 @@ def run_job(
             return Outcome.NOT_CLAIMED
         claimed = ClaimedJob(job.id, job.kind, job.subject_id, job.attempts, worker_id)
     return run_claimed(
-        session_factory, claimed, lease_seconds, handlers, retry, announce_at=announce_at
+        session_factory,
+        claimed,
+        lease_seconds,
+        handlers,
+        retry,
+        announce_at=announce_at,
+        batch_size=batch_size,
     )
 
 
@@ -161,10 +182,24 @@ def run_claimed(
     retry: RetryPolicy,
     *,
     announce_at: AnnounceAt | None = None,
+    batch_size: int = 1,
 ) -> Outcome:
-    """Run the handler of a job this worker has already claimed."""
+    """Run the handler of a job this worker has already claimed.
+
+    When the handler works in batches (`BatchStageHandler`), ``batch_size`` > 1 and this is
+    the job's first attempt, up to ``batch_size - 1`` other due, never-tried jobs of the same
+    kind are claimed too and run in one call (one encoder pass for many feedback items); each
+    job still gets its own outcome, and their own announcements, arriving later, find them
+    done and claim nothing. A retried job always runs alone, so an item that crashes its
+    worker costs the others of its batch one attempt at most. Returns the outcome of ``job``.
+    """
+    handler = handlers.get(job.kind)
+    if batch_size > 1 and job.attempts == 1 and isinstance(handler, BatchStageHandler):
+        batch = [job, *_claim_more(session_factory, job, batch_size - 1, lease_seconds)]
+        if len(batch) > 1:
+            return _run_batch(session_factory, batch, lease_seconds, handler, retry, announce_at)
     bound = log.bind(job_id=job.id, kind=job.kind, subject_id=job.subject_id, attempt=job.attempts)
-    with _Heartbeat(session_factory, job, lease_seconds):
+    with _Heartbeat(session_factory, [job], lease_seconds):
         try:
             handler = handlers.get(job.kind)
             if handler is None:
@@ -183,6 +218,50 @@ def run_claimed(
         return Outcome.RETRY
     bound.info("job_done")
     return Outcome.DONE
+
+
+def _claim_more(
+    session_factory: SessionFactory, first: ClaimedJob, count: int, lease_seconds: float
+) -> list[ClaimedJob]:
+    """Up to ``count`` more due, never-tried jobs of ``first``'s kind, for the same worker."""
+    try:
+        with session_factory() as session:
+            more = jobs.claim_more(session, first.kind, first.worker_id, lease_seconds, count)
+            return [
+                ClaimedJob(j.id, j.kind, j.subject_id, j.attempts, first.worker_id) for j in more
+            ]
+    except Exception as error:  # the database hiccuped: run the one job alone
+        log.warning("batch_claim_failed", job_id=first.id, error=repr(error))
+        return []
+
+
+def _run_batch(
+    session_factory: SessionFactory,
+    batch: list[ClaimedJob],
+    lease_seconds: float,
+    handler: BatchStageHandler,
+    retry: RetryPolicy,
+    announce_at: AnnounceAt | None,
+) -> Outcome:
+    """Run claimed jobs of one kind in one handler call; each gets its own outcome."""
+    with _Heartbeat(session_factory, batch, lease_seconds):
+        try:
+            errors = handler.run_batch(session_factory, batch)
+        except Exception as error:  # the whole call failed: every job records it
+            errors = dict.fromkeys((job.id for job in batch), error)
+    log.info("job_batch_ran", kind=batch[0].kind, jobs=len(batch), failed=len(errors))
+    outcomes = {}
+    for job in batch:
+        bound = log.bind(
+            job_id=job.id, kind=job.kind, subject_id=job.subject_id, attempt=job.attempts
+        )
+        error = errors.get(job.id)
+        if error is None:
+            bound.info("job_done")
+            outcomes[job.id] = Outcome.DONE
+        else:
+            outcomes[job.id] = _after_error(session_factory, job, error, retry, announce_at, bound)
+    return outcomes[batch[0].id]
 
 
 def _after_error(
@@ -228,14 +307,18 @@ def _record_failure(
 
 
 class _Heartbeat:
-    """Renews a job's lease every third of its length while the handler works."""
+    """Renews the jobs' leases every third of their length while the handler works."""
 
-    def __init__(self, session_factory: SessionFactory, job: ClaimedJob, lease: float) -> None:
+    def __init__(
+        self, session_factory: SessionFactory, batch: Sequence[ClaimedJob], lease: float
+    ) -> None:
         self._session_factory = session_factory
-        self._job = job
+        self._jobs = list(batch)
         self._lease = lease
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"lease-{job.id[:8]}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, name=f"lease-{self._jobs[0].id[:8]}", daemon=True
+        )
 
     def __enter__(self) -> _Heartbeat:
         self._thread.start()
@@ -246,24 +329,28 @@ class _Heartbeat:
         self._thread.join()
 
     def _run(self) -> None:
-        while not self._stop.wait(self._lease / 3):
-            try:
-                with self._session_factory() as session:
-                    kept = jobs.renew(
-                        session, self._job.id, self._lease, worker_id=self._job.worker_id
-                    )
-            except Exception as error:  # a database hiccup must not kill the heartbeat
-                log.warning("lease_renew_failed", job_id=self._job.id, error=repr(error))
-                continue
-            if not kept:
-                # Another worker took over (our lease lapsed); its result or ours, the
-                # unique analysis row keeps exactly one.
-                log.warning("lease_lost", job_id=self._job.id)
-                return
+        while self._jobs and not self._stop.wait(self._lease / 3):
+            for job in list(self._jobs):
+                try:
+                    with self._session_factory() as session:
+                        kept = jobs.renew(session, job.id, self._lease, worker_id=job.worker_id)
+                except Exception as error:  # a database hiccup must not kill the heartbeat
+                    log.warning("lease_renew_failed", job_id=job.id, error=repr(error))
+                    continue
+                if not kept:
+                    # Another worker took over (our lease lapsed), or the job is finished;
+                    # either way the unique analysis row keeps exactly one result.
+                    log.warning("lease_lost", job_id=job.id)
+                    self._jobs.remove(job)
 
 
 class FeedbackAnalyzeHandler:
-    """`feedback.analyze`: analyse one item's text and store the contract object."""
+    """`feedback.analyze`: analyse items' texts and store their contract objects.
+
+    One job at a time (``__call__``) or many in one analyzer call (``run_batch``: one encoder
+    pass for the batch, which is how the encoder is fast); if a batched call fails, its items
+    are analysed one by one, so one bad item fails only its own job.
+    """
 
     def __init__(
         self, analyzer: Callable[[], Analyzer] | Analyzer, announce: Announce | None = None
@@ -278,6 +365,51 @@ class FeedbackAnalyzeHandler:
         return self._analyzer()
 
     def __call__(self, session_factory: SessionFactory, job: ClaimedJob) -> None:
+        payload = self._prepare(session_factory, job)
+        if payload is not None:
+            self._store(session_factory, job, self._analyze([payload])[0])
+
+    def run_batch(
+        self, session_factory: SessionFactory, batch: Sequence[ClaimedJob]
+    ) -> dict[str, Exception]:
+        """Analyse the jobs' items in one call; returns the errors of the jobs that failed."""
+        errors: dict[str, Exception] = {}
+        todo: list[tuple[ClaimedJob, dict[str, Any]]] = []
+        for job in batch:
+            try:
+                payload = self._prepare(session_factory, job)
+            except Exception as error:
+                errors[job.id] = error
+                continue
+            if payload is not None:
+                todo.append((job, payload))
+        if not todo:
+            return errors
+        try:
+            results = self._analyze([payload for _, payload in todo])
+        except Exception as error:
+            log.warning("batch_analysis_failed", jobs=len(todo), error=repr(error))
+            results = []
+            for job, payload in todo:  # one by one: only a bad item fails
+                try:
+                    results.append(self._analyze([payload])[0])
+                except Exception as item_error:
+                    errors[job.id] = item_error
+                    results.append(None)
+        done = [(job, r) for (job, _), r in zip(todo, results, strict=True) if r is not None]
+        try:
+            self._store_all(session_factory, done)
+        except Exception as error:  # one transaction for all failed: one per item
+            log.warning("batch_store_failed", jobs=len(done), error=repr(error))
+            for job, result in done:
+                try:
+                    self._store(session_factory, job, result)
+                except Exception as item_error:
+                    errors[job.id] = item_error
+        return errors
+
+    def _prepare(self, session_factory: SessionFactory, job: ClaimedJob) -> dict[str, Any] | None:
+        """The analyzer input of the job's item; None (job closed) when it is analysed."""
         with session_factory() as session:
             item = session.get(FeedbackItem, job.subject_id)
             if item is None:
@@ -285,28 +417,53 @@ class FeedbackAnalyzeHandler:
             already = analyses.get_for_feedback(session, item.id) is not None
             payload = analyzer_input(item)
             session.commit()
-        if already:
-            # A re-run after a worker died between its commit and its ack: close the job.
-            with session_factory() as session:
-                status.set_subject_status(
-                    session, "feedback", job.subject_id, jobs.DONE, "already analysed"
-                )
-                jobs.finish(session, job.id)
-            return
-        results = self._get_analyzer().analyze([payload])
-        if len(results) != 1:
-            raise PermanentStageError(f"the analyzer returned {len(results)} results for 1 text")
+        if not already:
+            return payload
+        # A re-run after a worker died between its commit and its ack: close the job.
+        with session_factory() as session:
+            status.set_subject_status(
+                session, "feedback", job.subject_id, jobs.DONE, "already analysed"
+            )
+            jobs.finish(session, job.id)
+        return None
+
+    def _analyze(self, payloads: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Contract-checked analyses of the payloads, in order."""
+        results = self._get_analyzer().analyze(payloads)
+        if len(results) != len(payloads):
+            raise PermanentStageError(
+                f"the analyzer returned {len(results)} results for {len(payloads)} texts"
+            )
         try:
-            result = validate_analysis(results[0]).model_dump(mode="json", exclude_none=True)
+            return [
+                validate_analysis(r).model_dump(mode="json", exclude_none=True) for r in results
+            ]
         except ValidationError as error:
             raise PermanentStageError(f"the analysis breaks the contract: {error}") from error
+
+    def _store(
+        self, session_factory: SessionFactory, job: ClaimedJob, result: dict[str, Any]
+    ) -> None:
+        self._store_all(session_factory, [(job, result)])
+
+    def _store_all(
+        self,
+        session_factory: SessionFactory,
+        done: Sequence[tuple[ClaimedJob, dict[str, Any]]],
+    ) -> None:
+        """Store the results, their items' done and their jobs' done in one transaction."""
+        announced = []
         with session_factory() as session:
-            # Joins the transaction that stores the analysis: detections follow every one.
-            detect_job = jobs.enqueue(session, detections.EVALUATE_KIND, job.subject_id).id
-            stored = analyses.complete_feedback_analysis(
-                session, job.id, job.subject_id, result, dict(result.get("model_versions", {}))
-            )
-        if stored:
+            for job, result in done:
+                # The same transaction enqueues the detections' job: they follow every analysis.
+                detect_job = jobs.enqueue(session, detections.EVALUATE_KIND, job.subject_id).id
+                versions = dict(result.get("model_versions", {}))
+                if analyses.add_feedback_analysis(
+                    session, job.id, job.subject_id, result, versions
+                ):
+                    announced.append(detect_job)
+            session.commit()
+        for detect_job in announced:
             announce_committed(self._announce, detections.EVALUATE_KIND, detect_job)
 
 

@@ -45,12 +45,19 @@ class DetectorOutput:
 class Detector(Protocol):
     """What the stage needs of `nlp.detect`."""
 
+    def prepare(self) -> Any:
+        """What `evaluate` needs that may read the database (the active taxonomy), fetched
+        before the stage opens its transaction: on SQLite a second connection cannot even
+        read while the stage holds the write lock, it would wait for the busy timeout."""
+        ...
+
     def evaluate(
         self,
         analysis: Mapping[str, Any],
         item: Mapping[str, Any],
         baseline: dict[str, Any] | None,
         recent: Sequence[Mapping[str, Any]],
+        prepared: Any = None,
     ) -> DetectorOutput: ...
 
     def merge(self, existing: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]: ...
@@ -66,18 +73,23 @@ class NlpDetector:
     def __init__(self, taxonomy: Callable[[], Any] | None = None) -> None:
         self._taxonomy = taxonomy
 
+    def prepare(self) -> Any:
+        """The taxonomy (its source may read the database to see a newly activated one)."""
+        return self._taxonomy() if self._taxonomy is not None else None
+
     def evaluate(
         self,
         analysis: Mapping[str, Any],
         item: Mapping[str, Any],
         baseline: dict[str, Any] | None,
         recent: Sequence[Mapping[str, Any]],
+        prepared: Any = None,
     ) -> DetectorOutput:
         from nlp.detect import DetectionContext, analyze_complaint, detect_call
 
         customer = item.get("customer_id")
         context = DetectionContext(
-            taxonomy=self._taxonomy() if self._taxonomy is not None else None,
+            taxonomy=prepared,
             baseline=baseline_from_dict(baseline, str(customer)) if customer else None,
             recent_contacts=tuple(_recent_contact(c) for c in recent),
         )
@@ -159,6 +171,7 @@ class DetectionsEvaluateHandler:
     def __call__(self, session_factory: SessionFactory, job: ClaimedJob) -> None:
         delivery_jobs: list[str] = []
         incident_job: str | None = None
+        prepared = self._detector.prepare()  # before the transaction (see Detector.prepare)
         with session_factory() as session:
             if detections.already_evaluated(session, job.subject_id):
                 jobs.finish(session, job.id)
@@ -182,7 +195,9 @@ class DetectionsEvaluateHandler:
                     self._options.recent_contacts_days,
                     self._options.recent_contacts_limit,
                 )
-            output = self._detector.evaluate(source.analysis, source.item, baseline, recent)
+            output = self._detector.evaluate(
+                source.analysis, source.item, baseline, recent, prepared
+            )
             stored = detections.store_evaluation(
                 session,
                 source,

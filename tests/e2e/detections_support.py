@@ -61,12 +61,16 @@ class RuleAnalyzer:
 class RuleDetector:
     """One explicit detection per negative analysis; counts contacts in a baseline."""
 
+    def prepare(self) -> None:
+        """Nothing to fetch."""
+
     def evaluate(
         self,
         analysis: Mapping[str, Any],
         item: Mapping[str, Any],
         baseline: dict[str, Any] | None,
         recent: Sequence[Mapping[str, Any]],
+        prepared: Any = None,
     ) -> DetectorOutput:
         state = {"contacts": int((baseline or {}).get("contacts", 0)) + 1}
         if analysis["sentiment"]["label"] != "negative":

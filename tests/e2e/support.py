@@ -35,6 +35,7 @@ def make_settings(
     broker_url: str = "redis://127.0.0.1:6379/0",
     lease_seconds: float = 60.0,
     sweep_seconds: float = 1.0,
+    analyze_batch_size: int = 32,
 ) -> Settings:
     """Settings for an in-process API, auth off (auth has its own tests)."""
     return Settings(
@@ -46,6 +47,7 @@ def make_settings(
             broker_url=broker_url,
             lease_seconds=lease_seconds,
             sweep_interval_seconds=sweep_seconds,
+            analyze_batch_size=analyze_batch_size,
         ),
         models={"artifacts_dir": artifacts_dir},  # type: ignore[arg-type]
     )
@@ -63,6 +65,7 @@ def process_env(base: dict[str, str], settings: Settings) -> dict[str, str]:
             "UNDERTONE_QUEUE__BROKER_URL": settings.queue.broker_url,
             "UNDERTONE_QUEUE__LEASE_SECONDS": str(settings.queue.lease_seconds),
             "UNDERTONE_QUEUE__SWEEP_INTERVAL_SECONDS": str(settings.queue.sweep_interval_seconds),
+            "UNDERTONE_QUEUE__ANALYZE_BATCH_SIZE": str(settings.queue.analyze_batch_size),
             "UNDERTONE_MODELS__ARTIFACTS_DIR": str(settings.artifacts_dir),
             "UNDERTONE_LOG_FORMAT": "console",
         }

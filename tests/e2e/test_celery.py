@@ -92,26 +92,29 @@ class TestCeleryMode:
         self, postgres_url: str, redis_url: str, tmp_path: Path, model_artifacts_dir: Path,
         offline_env: dict[str, str], session_factory: sessionmaker[Session],
     ) -> None:
-        """SIGKILL the worker while a job runs; a new worker finishes every item exactly once."""
+        """SIGKILL the worker while a batch of jobs runs; a new worker finishes every item
+        exactly once, and the killed batch's jobs each on their own (second attempt, alone)."""
         settings = _settings(postgres_url, redis_url, tmp_path, model_artifacts_dir,
-                             lease_seconds=6.0)
+                             lease_seconds=6.0, analyze_batch_size=4)
         app = create_app(settings, CeleryDispatcher(settings), session_factory)
         first_log, second_log = tmp_path / "worker-1.log", tmp_path / "worker-2.log"
         with TestClient(app) as client:
             ids = post_items(client, [feedback_item(f"k-{n}", LONG_TEXT) for n in range(12)])
             first = _worker(settings, offline_env, first_log)
             with running(first):
-                # A job is running and at least one finished: the models are loaded and work.
-                def mid_task() -> str | None:
+                # A batch is running and one finished before it: the models are loaded and work.
+                def mid_task() -> list[str] | None:
                     rows = job_rows(session_factory)
                     done = sum(status == "done" for _, status, _ in rows)
                     busy = [subject for subject, status, _ in rows if status == "running"]
-                    return busy[0] if busy and done >= 1 else None
+                    # (its first job is claimed a moment before the other three)
+                    return busy if len(busy) == 4 and done >= 1 else None
 
-                victim = wait_for(mid_task, "a job running after one finished", log_path=first_log)
+                victims = wait_for(mid_task, "a batch running after one finished",
+                                   log_path=first_log)
                 kill_group(first)
             states = {s: (status, attempts) for s, status, attempts in job_rows(session_factory)}
-            assert states[victim][0] == "running", "the killed worker's job was left mid-task"
+            assert all(states[v][0] == "running" for v in victims), "left mid-task"
             assert not all_done(session_factory, ids)
 
             with running(_worker(settings, offline_env, second_log)):
@@ -119,7 +122,7 @@ class TestCeleryMode:
                          log_path=second_log)
         assert analyses_per_item(session_factory) == dict.fromkeys(ids, 1)
         final = {s: (status, attempts) for s, status, attempts in job_rows(session_factory)}
-        assert final[victim] == ("done", 2)
+        assert all(final[v] == ("done", 2) for v in victims)
         assert all(status == "done" for status, _ in final.values())
 
 

@@ -403,7 +403,9 @@ class TestPush:
         self, db_url: str, tmp_path: Path, session_factory: sessionmaker[Session]
     ) -> None:
         """Stop the runner with deliveries pending; a new one delivers each message once."""
-        settings = _settings(db_url, tmp_path)
+        # Attempts enough that no message can reach the dead letters while the first runner
+        # still retries after the wait below (a loaded machine stretches that window).
+        settings = _settings(db_url, tmp_path, {"max_attempts": 100})
         with webhook_receiver(Receiver(always_fail=True)) as receiver:
             with _app(settings, session_factory) as client:
                 _hook, _secret = _subscribe(client, receiver.url)

@@ -20,6 +20,7 @@ from workers.errors import PermanentStageError
 from workers.stages import (
     FEEDBACK_ANALYZE,
     ClaimedJob,
+    FeedbackAnalyzeHandler,
     Outcome,
     Rescheduled,
     RetryPolicy,
@@ -304,6 +305,117 @@ class TestRetryAnnouncements:
         assert _analysis_count(session_factory) == 1
 
 
+class _CallRecorder:
+    """Stands in for the text analyzer: records the size of every call, fails on "poison"."""
+
+    def __init__(self) -> None:
+        self.calls: list[list[str]] = []
+
+    def analyze(self, items: Any) -> list[dict[str, Any]]:
+        texts = [item["text"] for item in items]
+        self.calls.append(texts)
+        if any("poison" in text for text in texts):
+            raise ValueError("cannot analyse this text")
+        return [{**RESULT, "id": item["id"]} for item in items]
+
+
+def _item_status(factory: sessionmaker[Session], job_id: str) -> tuple[str, str]:
+    job = _job(factory, job_id)
+    return job.status, _statuses(factory, job.subject_id)[-1]
+
+
+class TestBatches:
+    def test_due_jobs_of_the_kind_are_analysed_in_one_call(self, session_factory: Any) -> None:
+        """The claimed job takes up to batch_size - 1 due others along; each is done once."""
+        ids = [_accept(session_factory, f"ext-{i}") for i in range(5)]
+        analyzer = _CallRecorder()
+        handlers = {FEEDBACK_ANALYZE: FeedbackAnalyzeHandler(analyzer)}
+        outcome = run_job(session_factory, ids[0], "w1", 30, handlers, batch_size=4)
+        assert outcome is Outcome.DONE
+        assert [len(call) for call in analyzer.calls] == [4]
+        done = [i for i in ids if _job(session_factory, i).status == "done"]
+        assert len(done) == 4
+        assert ids[0] in done
+        # Their own announcements arrive later and find nothing to do.
+        for job_id in done:
+            assert run_job(session_factory, job_id, "w2", 30, handlers) is Outcome.NOT_CLAIMED
+        (left,) = set(ids) - set(done)
+        assert run_job(session_factory, left, "w2", 30, handlers, batch_size=4) is Outcome.DONE
+        assert [len(call) for call in analyzer.calls] == [4, 1]
+        assert _analysis_count(session_factory) == 5
+        for job_id in ids:
+            assert _statuses(session_factory, _job(session_factory, job_id).subject_id) == [
+                "queued",
+                "running",
+                "done",
+            ]
+
+    def test_one_bad_item_fails_alone(self, session_factory: Any) -> None:
+        """A batch that fails is analysed item by item: only the bad item's job is retried."""
+        good = [_accept(session_factory, f"ext-{i}") for i in range(3)]
+        with session_factory() as session:
+            [outcome] = feedback.accept(
+                session, [{"external_id": "bad", "text": "poison", "channel": "review"}]
+            )
+            session.commit()
+        bad = outcome.job_id
+        assert bad is not None
+        analyzer = _CallRecorder()
+        handlers = {FEEDBACK_ANALYZE: FeedbackAnalyzeHandler(analyzer)}
+        retry = RetryPolicy(max_attempts=3, base_seconds=30)
+        assert run_job(session_factory, good[0], "w1", 30, handlers, retry, batch_size=8) is (
+            Outcome.DONE
+        )
+        assert [len(call) for call in analyzer.calls] == [4, 1, 1, 1, 1]
+        for job_id in good:
+            assert _item_status(session_factory, job_id) == ("done", "done")
+        job = _job(session_factory, bad)
+        assert (job.status, job.attempts) == ("queued", 1)
+        assert "cannot analyse this text" in (job.last_error or "")
+        assert _analysis_count(session_factory) == 3
+
+    def test_a_retried_job_runs_alone(self, session_factory: Any) -> None:
+        """Only first attempts are batched: a job that failed (or killed its worker) runs on
+        its own, so it cannot take a batch of others down with it again."""
+        retried, *fresh = [_accept(session_factory, f"ext-{i}") for i in range(3)]
+        retry = RetryPolicy(max_attempts=3, base_seconds=0)
+        assert run_job(session_factory, retried, "w1", 30, {FEEDBACK_ANALYZE: _broken}, retry) is (
+            Outcome.RETRY
+        )
+        analyzer = _CallRecorder()
+        handlers = {FEEDBACK_ANALYZE: FeedbackAnalyzeHandler(analyzer)}
+        assert run_job(session_factory, retried, "w1", 30, handlers, retry, batch_size=8) is (
+            Outcome.DONE
+        )
+        assert analyzer.calls == [["Late again."]]
+        assert run_job(session_factory, fresh[0], "w1", 30, handlers, retry, batch_size=8) is (
+            Outcome.DONE
+        )
+        assert [len(call) for call in analyzer.calls] == [1, 2]
+        assert _job(session_factory, retried).attempts == 2
+        assert {_item_status(session_factory, j) for j in fresh} == {("done", "done")}
+
+    def test_an_analysed_item_is_closed_without_analysing_it_again(
+        self, session_factory: Any
+    ) -> None:
+        """A re-run of a job whose result is stored (worker died before done) only closes it."""
+        first, second = _accept(session_factory, "ext-1"), _accept(session_factory, "ext-2")
+        with session_factory() as session:
+            analyses.complete_feedback_analysis(
+                session, first, _job(session_factory, first).subject_id, RESULT, {}
+            )
+            jobs.enqueue(session, FEEDBACK_ANALYZE, _job(session_factory, first).subject_id)
+            session.commit()
+        analyzer = _CallRecorder()
+        handlers = {FEEDBACK_ANALYZE: FeedbackAnalyzeHandler(analyzer)}
+        assert run_job(session_factory, second, "w1", 30, handlers, batch_size=8) is Outcome.DONE
+        assert [len(call) for call in analyzer.calls] == [1]
+        assert _analysis_count(session_factory) == 2
+        with session_factory() as session:
+            assert jobs.next_due(session, [FEEDBACK_ANALYZE]) is None
+            session.commit()
+
+
 class TestNextDue:
     def test_the_soonest_retry_or_lease_of_the_given_kinds(self, session_factory: Any) -> None:
         """How long an idle runner may sleep: the earliest run_after or lease end of its kinds."""
@@ -325,3 +437,50 @@ class TestNextDue:
         with session_factory() as session:
             assert jobs.next_due(session, [FEEDBACK_ANALYZE]) == lease_until
             session.commit()
+
+
+class _ReadingDetector:
+    """A detector whose `prepare` reads the database on a connection of its own, as the
+    taxonomy source does when it checks for a newly activated version."""
+
+    def __init__(self, factory: sessionmaker[Session]) -> None:
+        self._factory = factory
+        self.prepared: list[Any] = []
+
+    def prepare(self) -> int:
+        with self._factory() as session:
+            count = int(session.scalar(select(func.count()).select_from(Analysis)) or 0)
+            session.commit()
+        return count
+
+    def evaluate(self, analysis: Any, item: Any, baseline: Any, recent: Any, prepared: Any = None):  # type: ignore[no-untyped-def]
+        from workers.stages_detect import DetectorOutput
+
+        self.prepared.append(prepared)
+        return DetectorOutput([], None)
+
+    def merge(self, existing: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+        return new
+
+
+class TestDetectionsEvaluate:
+    def test_what_reads_the_database_is_fetched_before_the_transaction(
+        self, session_factory: Any
+    ) -> None:
+        """On SQLite the stage's transaction holds the write lock, so a read on another
+        connection inside it would wait out the busy timeout (30 s) and fail: the detector's
+        `prepare` runs before it, and its answer reaches `evaluate`."""
+        from service.config import DetectionSettings
+        from workers.stages_detect import DETECTIONS_EVALUATE, build_detection_handlers
+
+        job_id = _accept(session_factory)
+        subject = _job(session_factory, job_id).subject_id
+        with session_factory() as session:
+            analyses.complete_feedback_analysis(session, job_id, subject, RESULT, {})
+            detect_job = jobs.enqueue(session, DETECTIONS_EVALUATE, subject).id
+            session.commit()
+        detector = _ReadingDetector(session_factory)
+        handlers = build_detection_handlers(DetectionSettings(), detector=detector)
+        # Inside the transaction, on SQLite, the read fails after 30 s: the job is retried.
+        assert run_job(session_factory, detect_job, "w1", 60, handlers) is Outcome.DONE
+        assert detector.prepared == [1]

@@ -30,20 +30,33 @@ def complete_feedback_analysis(
     Returns False (storing nothing new, but still closing the job) when the item already
     has an analysis, e.g. a re-run after a worker died between its commit and its ack.
     """
-    if get_for_feedback(session, feedback_id) is not None:
-        mark_done(session, job_id)
-        session.commit()
-        return False
-    try:
-        session.add(Analysis(feedback_id=feedback_id, result=result, model_versions=versions))
-        set_subject_status(session, "feedback", feedback_id, DONE)
-        mark_done(session, job_id)
-        session.commit()
-    except IntegrityError:
-        # Another worker stored it between our check and our insert: the UNIQUE on
-        # feedback_id keeps theirs, ours is dropped.
-        session.rollback()
-        mark_done(session, job_id)
-        session.commit()
-        return False
-    return True
+    stored = add_feedback_analysis(session, job_id, feedback_id, result, versions)
+    session.commit()
+    return stored
+
+
+def add_feedback_analysis(
+    session: Session,
+    job_id: str,
+    feedback_id: str,
+    result: dict[str, Any],
+    versions: dict[str, Any],
+) -> bool:
+    """`complete_feedback_analysis` inside the caller's transaction (no commit), so that a
+    batch of items can be stored in one."""
+    if get_for_feedback(session, feedback_id) is None:
+        try:
+            with session.begin_nested():
+                session.add(
+                    Analysis(feedback_id=feedback_id, result=result, model_versions=versions)
+                )
+        except IntegrityError:
+            # Another worker stored it between our check and our insert: the UNIQUE on
+            # feedback_id keeps theirs, ours is dropped.
+            pass
+        else:
+            set_subject_status(session, "feedback", feedback_id, DONE)
+            mark_done(session, job_id)
+            return True
+    mark_done(session, job_id)
+    return False

@@ -193,6 +193,60 @@ def claim_next(
     return None
 
 
+def claim_more(
+    session: Session,
+    kind: str,
+    worker_id: str,
+    lease_seconds: float,
+    limit: int,
+    *,
+    now: datetime | None = None,
+) -> list[Job]:
+    """Claim up to ``limit`` due, never-tried jobs of one kind in one transaction. Commits.
+
+    Only first attempts are taken: a job tried before may be the one that killed its worker,
+    and it must not take a batch of others down with it again (it runs on its own).
+    """
+    now = now or utcnow()
+    query = (
+        select(Job.id)
+        .where(Job.kind == kind, Job.attempts == 0, _claimable(now))
+        .order_by(Job.run_after)
+        .limit(limit)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    ids = list(session.scalars(query))
+    if not ids:
+        session.commit()
+        return []
+    session.execute(
+        update(Job)
+        .where(Job.id.in_(ids), _claimable(now))
+        .values(
+            status=RUNNING,
+            worker_id=worker_id,
+            attempts=Job.attempts + 1,
+            lease_until=now + timedelta(seconds=lease_seconds),
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    claimed = list(
+        session.scalars(
+            select(Job)
+            .where(Job.id.in_(ids), Job.status == RUNNING, Job.worker_id == worker_id)
+            .execution_options(populate_existing=True)
+        )
+    )
+    for job in claimed:
+        set_subject_status(
+            session, subject_type_of(job.kind), job.subject_id, RUNNING, f"attempt {job.attempts}"
+        )
+    session.commit()
+    return claimed
+
+
 def renew(
     session: Session,
     job_id: str,
