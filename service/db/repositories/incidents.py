@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from service.db.models import utcnow
@@ -129,26 +129,24 @@ def _evaluate_window(
 ) -> list[Detection]:
     end = start + rule.window
     history_start = start - rule.window * rule.baseline_windows
-    times = session.scalars(
-        select(Detection.occurred_at).where(
+    # Counts, not rows: a busy window holds thousands of detections and this runs for every
+    # item that adds one; only the rows that join an incident are loaded.
+    history = session.scalar(
+        select(func.count())
+        .select_from(Detection)
+        .where(
             _key_filter(dimension, key),
             Detection.occurred_at >= history_start,
             Detection.occurred_at < start,
         )
-    ).all()
-    in_window = list(
-        session.scalars(
-            select(Detection)
-            .where(
-                _key_filter(dimension, key),
-                Detection.occurred_at >= start,
-                Detection.occurred_at < end,
-            )
-            .order_by(Detection.seq)
-        )
     )
-    count = len(in_window)
-    expected = (len(times) + 1) / rule.baseline_windows
+    in_window = (
+        _key_filter(dimension, key),
+        Detection.occurred_at >= start,
+        Detection.occurred_at < end,
+    )
+    count = int(session.scalar(select(func.count()).select_from(Detection).where(*in_window)) or 0)
+    expected = (int(history or 0) + 1) / rule.baseline_windows
     p = poisson_tail(count, expected)
     if count < rule.min_count or p >= rule.p_value:
         return []
@@ -175,12 +173,16 @@ def _evaluate_window(
     incident.p_value = p
     incident.updated_at = utcnow()
     session.flush()
-    joined = []
-    for row in in_window:
-        if row.incident_id is None:
-            row.incident_id = incident.id
-            bump(session, row)
-            joined.append(row)
+    joined = list(
+        session.scalars(
+            select(Detection)
+            .where(*in_window, Detection.incident_id.is_(None))
+            .order_by(Detection.seq)
+        )
+    )
+    for row in joined:
+        row.incident_id = incident.id
+        bump(session, row)
     return joined
 
 
