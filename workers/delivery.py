@@ -37,6 +37,7 @@ from service.db.repositories import jobs, webhooks
 from service.errors import SecretUndecryptable
 from service.secrets_at_rest import SecretCipher
 from service.webhooks import headers_for, private_address
+from workers.errors import LeaseLost
 from workers.stages import ClaimedJob, Rescheduled, SessionFactory, StageHandler
 
 log = structlog.get_logger(__name__)
@@ -116,6 +117,15 @@ class WebhookDeliverHandler:
             status_code, error = self._send(url, message_id, body, secret)
         bound = log.bind(delivery_id=job.subject_id, message_id=message_id, url=url)
         with session_factory() as session:
+            if not jobs.still_owned(session, job.id, job.worker_id):
+                # Our lease ran out during the request and another worker has the delivery
+                # (it may even have delivered it): its outcome stands, ours is not recorded.
+                # The receiver may see this message id twice, which the spec tells it to drop.
+                session.commit()
+                raise LeaseLost(
+                    f"delivery {job.subject_id}: lease lost during the request "
+                    f"(status {status_code}, error {error}); result not recorded"
+                )
             if error is None and status_code is not None:
                 webhooks.record_success(session, job.subject_id, job.id, status_code)
                 bound.info("webhook_delivered", status=status_code)

@@ -13,3 +13,8 @@ class PermanentStageError(WorkerError):
 
 class UnknownJobKind(PermanentStageError):
     """No stage handles this job kind in this process."""
+
+
+class LeaseLost(WorkerError):
+    """The job's lease ran out while its worker worked and another worker owns it now: this
+    worker's result is dropped (the job protocol logs the attempt as abandoned)."""

@@ -428,6 +428,46 @@ class TestPush:
         assert len(detections) == 4
 
 
+class TestDeliveryLease:
+    def test_a_result_after_the_lease_was_lost_is_not_recorded(
+        self, db_url: str, tmp_path: Path, session_factory: sessionmaker[Session]
+    ) -> None:
+        """A worker whose lease ran out during its request records nothing: the worker that
+        took the delivery over decides it (a failure must not turn its success into dead)."""
+        from service.db.repositories import jobs, webhooks
+        from service.secrets_at_rest import SecretCipher
+        from workers.stages import ClaimedJob, Outcome, RetryPolicy, run_claimed
+
+        settings = _settings(db_url, tmp_path, {"max_attempts": 1})
+        with webhook_receiver(Receiver(always_fail=True)) as receiver:
+            with session_factory() as session:
+                subscription = webhooks.create_subscription(
+                    session, receiver.url, ["*"], "whsec_" + "a" * 32, cipher=SecretCipher()
+                )
+                delivery, job_id = webhooks.enqueue_test(session, subscription, "msg_lease")
+                session.commit()
+                delivery_id = delivery.id
+            with session_factory() as session:  # w1 claims, then stalls past its lease
+                claimed = jobs.claim(session, job_id, "w1", 0.05)
+                assert claimed is not None
+                stale = ClaimedJob(job_id, claimed.kind, delivery_id, claimed.attempts, "w1")
+            time.sleep(0.2)
+            with session_factory() as session:
+                assert jobs.claim(session, job_id, "w2", 30) is not None
+            handlers = build_delivery_handlers(settings.webhooks)
+            # w1's request fails (and with max_attempts 1 would make the delivery dead).
+            outcome = run_claimed(session_factory, stale, 30, handlers, RetryPolicy())
+            assert outcome is Outcome.NOT_CLAIMED
+            assert len(receiver.requests) == 1
+        with session_factory() as session:
+            row = webhooks.get_delivery(session, delivery_id)
+            assert row is not None
+            assert (row.status, row.attempts) == (webhooks.PENDING, 0)
+            job = jobs.get(session, job_id)
+            assert job is not None
+            assert (job.status, job.worker_id) == ("running", "w2")
+
+
 class TestIncidents:
     def test_a_spike_becomes_an_incident_and_detections_carry_its_id(
         self, db_url: str, tmp_path: Path, session_factory: sessionmaker[Session]

@@ -63,6 +63,13 @@ def get(session: Session, job_id: str) -> Job | None:
     return session.get(Job, job_id)
 
 
+def still_owned(session: Session, job_id: str, worker_id: str) -> bool:
+    """Whether the job is running under this worker's lease (row locked on PostgreSQL until
+    the caller's transaction ends, so that no one claims it before the caller records)."""
+    job = session.get(Job, job_id, with_for_update=True, populate_existing=True)
+    return job is not None and job.status == RUNNING and job.worker_id == worker_id
+
+
 def enqueue(session: Session, kind: str, subject_id: str, run_after: datetime | None = None) -> Job:
     """Add a job (or return the existing one for this kind and subject); joins the caller's
     transaction."""
