@@ -187,12 +187,12 @@ def build_tasks(
     y = np.array([[r.label] for r in binary], np.float32)
     tasks.append(Task("irony", [r.text for r in binary], y, np.ones_like(y), "bce"))
     if tweet_emotion:
-        rows = sources[2][0]
-        labels = [TWEETEVAL_EMOTIONS.index(next(iter(r.labels))) for r in rows]
+        tweets = sources[2][0]
+        labels = [TWEETEVAL_EMOTIONS.index(next(iter(r.labels))) for r in tweets]
         y = np.eye(len(TWEETEVAL_EMOTIONS), dtype=np.float32)[labels]
         weight = len(y) / (len(TWEETEVAL_EMOTIONS) * y.sum(axis=0))
         tasks.append(
-            Task("tweet_emotion", [r.text for r in rows], y, np.ones_like(y), "softmax", weight)
+            Task("tweet_emotion", [r.text for r in tweets], y, np.ones_like(y), "softmax", weight)
         )
     return tasks
 
