@@ -72,6 +72,16 @@ def ensure_encoder_onnx(artifacts_dir: Path) -> None:
     export_encoder(package_model_dir("encoder"), target)
 
 
+def child_env(artifacts_dir: Path) -> dict[str, str]:
+    """The environment of a measured Undertone process: offline, on these model artifacts."""
+    return {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "UNDERTONE_MODELS__ARTIFACTS_DIR": str(artifacts_dir.resolve()),
+    }
+
+
 def measure_ours(texts: list[str], work: Path, env: dict[str, str]) -> dict[str, Any]:
     """`undertone analyze` on one text and on all texts."""
     runs: dict[str, tuple[float, int]] = {}
@@ -128,13 +138,7 @@ def main() -> None:
     ensure_encoder_onnx(args.artifacts_dir)
     with tempfile.TemporaryDirectory(prefix="undertone-bench-") as tmp:
         work = Path(tmp)
-        env = {
-            **os.environ,
-            "HF_HUB_OFFLINE": "1",
-            "TRANSFORMERS_OFFLINE": "1",
-            "UNDERTONE_DATA_DIR": str(work / "data"),
-            "UNDERTONE_MODELS__ARTIFACTS_DIR": str(args.artifacts_dir.resolve()),
-        }
+        env = {**child_env(args.artifacts_dir), "UNDERTONE_DATA_DIR": str(work / "data")}
         ours = measure_ours(texts, work, env)
         baseline = measure_baseline(texts[: args.baseline_texts], work, env)
     ratio = ours["texts_per_second"] / baseline["texts_per_second"]

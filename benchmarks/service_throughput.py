@@ -30,7 +30,7 @@ from typing import Any
 
 import httpx
 
-from benchmarks.analyze_throughput import REPO, ensure_encoder_onnx, load_texts
+from benchmarks.analyze_throughput import REPO, child_env, ensure_encoder_onnx, load_texts
 
 RESULTS = REPO / "benchmarks" / "results" / "service_throughput.json"
 _CLI = "from service.cli import main; main()"
@@ -146,12 +146,7 @@ def main() -> None:
     ensure_encoder_onnx(args.artifacts_dir)
     sizes = [int(x) for x in args.batch_sizes.split(",")]
     with tempfile.TemporaryDirectory(prefix="undertone-bench-") as tmp:
-        env = {
-            **os.environ,
-            "HF_HUB_OFFLINE": "1",
-            "TRANSFORMERS_OFFLINE": "1",
-            "UNDERTONE_MODELS__ARTIFACTS_DIR": str(args.artifacts_dir.resolve()),
-        }
+        env = child_env(args.artifacts_dir)
         runs = [measure(texts, size, Path(tmp), env) for size in sizes]
     baseline = runs[0]
     report = {

@@ -96,8 +96,8 @@ class StageHandler(Protocol):
 class BatchStageHandler(StageHandler, Protocol):
     """A stage handler that can also run many claimed jobs of its kind in one call.
 
-    ``run_batch`` stores each job's result (and its done) in a transaction of its own and
-    returns the error of every job that failed, keyed by job id; the caller records those.
+    ``run_batch`` stores every job's result (and its done) and returns the error of every job
+    that failed, keyed by job id; the caller records those.
     """
 
     def run_batch(
@@ -201,7 +201,6 @@ def run_claimed(
     bound = log.bind(job_id=job.id, kind=job.kind, subject_id=job.subject_id, attempt=job.attempts)
     with _Heartbeat(session_factory, [job], lease_seconds):
         try:
-            handler = handlers.get(job.kind)
             if handler is None:
                 raise UnknownJobKind(f"no stage handles job kind {job.kind!r}")
             rescheduled = handler(session_factory, job)
@@ -255,12 +254,14 @@ def _run_batch(
         bound = log.bind(
             job_id=job.id, kind=job.kind, subject_id=job.subject_id, attempt=job.attempts
         )
-        error = errors.get(job.id)
-        if error is None:
+        failure = errors.get(job.id)
+        if failure is None:
             bound.info("job_done")
             outcomes[job.id] = Outcome.DONE
         else:
-            outcomes[job.id] = _after_error(session_factory, job, error, retry, announce_at, bound)
+            outcomes[job.id] = _after_error(
+                session_factory, job, failure, retry, announce_at, bound
+            )
     return outcomes[batch[0].id]
 
 
@@ -294,9 +295,8 @@ def _record_failure(
 ) -> tuple[Outcome, datetime | None]:
     message = f"{type(error).__name__}: {error}"[:2000]
     with session_factory() as session:
-        current = jobs.get(session, job.id)
         # Our lease ran out and another worker owns the job now: its outcome is theirs.
-        if current is None or current.status != jobs.RUNNING or current.worker_id != job.worker_id:
+        if not jobs.still_owned(session, job.id, job.worker_id):
             session.commit()
             return Outcome.NOT_CLAIMED, None
         delay = None if permanent else retry.delay(job.attempts)
@@ -385,8 +385,9 @@ class FeedbackAnalyzeHandler:
                 todo.append((job, payload))
         if not todo:
             return errors
+        results: list[dict[str, Any] | None]
         try:
-            results = self._analyze([payload for _, payload in todo])
+            results = list(self._analyze([payload for _, payload in todo]))
         except Exception as error:
             log.warning("batch_analysis_failed", jobs=len(todo), error=repr(error))
             results = []

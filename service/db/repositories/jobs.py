@@ -47,7 +47,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import Update, and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
@@ -125,9 +125,22 @@ def claim(
     now = now or utcnow()
     if max_attempts is not None and _fail_if_exhausted(session, job_id, max_attempts, now):
         return None
-    result = session.execute(
+    result = session.execute(_take([job_id], worker_id, lease_seconds, now))
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        session.commit()
+        return None
+    job = session.get(Job, job_id, populate_existing=True)
+    assert job is not None
+    _record_running(session, job)
+    session.commit()
+    return job
+
+
+def _take(ids: Sequence[str], worker_id: str, lease_seconds: float, now: datetime) -> Update:
+    """The UPDATE that makes those of the jobs that are claimable this worker's (a claim)."""
+    return (
         update(Job)
-        .where(Job.id == job_id, _claimable(now))
+        .where(Job.id.in_(list(ids)), _claimable(now))
         .values(
             status=RUNNING,
             worker_id=worker_id,
@@ -137,16 +150,12 @@ def claim(
         )
         .execution_options(synchronize_session=False)
     )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
-        session.commit()
-        return None
-    job = session.get(Job, job_id, populate_existing=True)
-    assert job is not None
+
+
+def _record_running(session: Session, job: Job) -> None:
     set_subject_status(
         session, subject_type_of(job.kind), job.subject_id, RUNNING, f"attempt {job.attempts}"
     )
-    session.commit()
-    return job
 
 
 def _fail_if_exhausted(session: Session, job_id: str, max_attempts: int, now: datetime) -> bool:
@@ -227,18 +236,7 @@ def claim_more(
     if not ids:
         session.commit()
         return []
-    session.execute(
-        update(Job)
-        .where(Job.id.in_(ids), _claimable(now))
-        .values(
-            status=RUNNING,
-            worker_id=worker_id,
-            attempts=Job.attempts + 1,
-            lease_until=now + timedelta(seconds=lease_seconds),
-            updated_at=now,
-        )
-        .execution_options(synchronize_session=False)
-    )
+    session.execute(_take(ids, worker_id, lease_seconds, now))
     claimed = list(
         session.scalars(
             select(Job)
@@ -247,9 +245,7 @@ def claim_more(
         )
     )
     for job in claimed:
-        set_subject_status(
-            session, subject_type_of(job.kind), job.subject_id, RUNNING, f"attempt {job.attempts}"
-        )
+        _record_running(session, job)
     session.commit()
     return claimed
 
