@@ -21,6 +21,7 @@ from faster_whisper.vad import VadOptions
 from asr.audio import SAMPLE_RATE, FloatArray, probe, stream_audio
 from asr.errors import LayoutMismatchError, SilentAudioError
 from asr.guards import RawSegment, clean_segments
+from asr.joint import likeliest
 from asr.options import TranscribeOptions
 from asr.speakers import assign_mono_roles, merge_turns, split_turns, to_segment, voice_print
 from asr.types import LAYOUTS, Layout, Segment, Transcript, Word
@@ -69,9 +70,10 @@ class Transcriber:
         model: A loaded ``faster_whisper.WhisperModel`` (shared across calls).
         options: How to transcribe; the defaults are the product's tested settings.
         second_opinion: For short clips in English (isolated words on a phone line), a
-            second, English-only model (tiny.en) decodes the clip too, and the reading with
-            the higher mean log-probability is kept: the two models err on different words
-            (benchmarks/results/asr_wer.json). Called once, on the first such clip.
+            second, English-only model (tiny.en) decodes the clip too, and of the two readings
+            the one both models together find likelier is kept (``asr.joint``): the two
+            models err on different words (benchmarks/results/asr_wer.json). Called once,
+            on the first such clip.
         """
         self.model = model
         self.options = options or TranscribeOptions()
@@ -193,14 +195,30 @@ class Transcriber:
             other, _ = self._decode(
                 self._second_model, samples, offset, pad, short, False, english, run
             )
-            if _mean_logprob(other) > _mean_logprob(cleaned):
-                cleaned = other
+            cleaned = self._likelier(self._second_model, samples, cleaned, other)
         if run.language is None and cleaned:
             # Fix the language on the first audio that held speech, so that every later
             # window and channel is decoded in the same language.
             run.language = info.language
             run.language_probability = info.language_probability
         return cleaned
+
+    def _likelier(
+        self,
+        second_model: WhisperModel,
+        samples: FloatArray,
+        first: list[RawSegment],
+        second: list[RawSegment],
+    ) -> list[RawSegment]:
+        """Of the main model's and the second opinion's readings of a short English clip,
+        the one the two models together find likelier (``asr.joint``)."""
+        texts = [" ".join(s.text for s in segments) for segments in (first, second)]
+        if not second or texts[0] == texts[1]:
+            return first
+        if not first:
+            return second
+        pick = likeliest([self.model, second_model], samples, texts)
+        return second if pick == 1 else first
 
     def _decode(
         self,
@@ -295,8 +313,3 @@ class Transcriber:
             for c, raws in run.raws.items()
             for raw in raws
         ]
-
-
-def _mean_logprob(segments: list[RawSegment]) -> float:
-    """The mean of the segments' average token log-probabilities; -inf for no segment."""
-    return float(np.mean([s.avg_logprob for s in segments])) if segments else float("-inf")

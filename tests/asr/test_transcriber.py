@@ -17,9 +17,9 @@ from asr import (
     TranscribeOptions,
     Transcriber,
 )
-from asr.audio import SAMPLE_RATE
+from asr.audio import SAMPLE_RATE, stream_audio
 from asr.guards import RawSegment
-from asr.types import Segment
+from asr.joint import likeliest, log_probabilities
 from tests.asr.conftest import FORMATS, SAY_RATE, Say, encode, resample, silence
 
 pytestmark = pytest.mark.slow
@@ -90,13 +90,14 @@ class TestAccuracy:
             got.append(transcriber.transcribe(path).text)
         assert wer(" ".join(phrases), " ".join(got)) <= 0.10, got
 
-    def test_short_english_clips_keep_the_likelier_of_two_models(
+    def test_short_english_clips_keep_the_reading_both_models_find_likelier(
         self, base_model: WhisperModel, tiny_model: WhisperModel, say: Say, tmp_path: Path
     ) -> None:
         """With a second opinion, a short English clip comes back as whichever of base's and
-        tiny.en's readings has the higher mean log-probability; the second model is loaded
-        once, on the first short English clip, and not used for other languages or long
-        clips."""
+        tiny.en's readings has the higher log-probability summed over both models
+        (``asr.joint``, on the padded clip the transcriber decodes); the second model is
+        loaded once, on the first short English clip, and not used for other languages or
+        long clips."""
         loads: list[int] = []
 
         def second() -> WhisperModel:
@@ -106,18 +107,17 @@ class TestAccuracy:
         english = TranscribeOptions(language="en")
         both = Transcriber(base_model, english, second_opinion=second)
         base_only, tiny_only = Transcriber(base_model, english), Transcriber(tiny_model, english)
-
-        def logprob(segments: list[Segment]) -> float:
-            return float(np.mean([s.avg_logprob for s in segments]))
+        pad = int(english.short_clip_pad_seconds * SAMPLE_RATE)
 
         phrases = ["seven", "cancel my order", "yes please", "billing"]
         for i, phrase in enumerate(phrases):
             narrow = resample(say(phrase), SAY_RATE, 8_000)
             path = encode(narrow, 8_000, tmp_path / f"word{i}", "wav")
             kept = both.transcribe(path)
-            a, b = base_only.transcribe(path), tiny_only.transcribe(path)
-            expected = a if logprob(a.segments) >= logprob(b.segments) else b
-            assert kept.text == expected.text, (phrase, kept.text, a.text, b.text)
+            readings = [base_only.transcribe(path).text, tiny_only.transcribe(path).text]
+            clip = np.pad(np.concatenate(list(stream_audio(path, 1)), axis=1)[0], (pad, pad))
+            expected = readings[likeliest([base_model, tiny_model], clip, readings)]
+            assert kept.text == expected, (phrase, kept.text, readings)
         assert len(loads) == 1
 
         french = Transcriber(base_model, TranscribeOptions(language="fr"), second_opinion=second)
@@ -131,6 +131,24 @@ class TestAccuracy:
         )
         counted.transcribe(long_clip)
         assert not calls
+
+    def test_joint_verdict_prefers_what_was_said(
+        self, base_model: WhisperModel, tiny_model: WhisperModel, say: Say
+    ) -> None:
+        """Force-decoded by each model, what an 8 kHz clip says scores above a reading that
+        sounds alike and above an unrelated one; an empty reading scores -inf; the joint
+        verdict picks what was said wherever it is listed."""
+        narrow = resample(say("cancel my order"), SAY_RATE, 8_000)
+        wide = resample(narrow, 8_000, SAMPLE_RATE).astype(np.float32) / 32768.0
+        clip = np.pad(wide, (SAMPLE_RATE // 2, SAMPLE_RATE // 2))
+        texts = ["Cancel my order.", "Cancel my border.", "The weather is lovely today.", ""]
+        for model in (base_model, tiny_model):
+            scores = log_probabilities(model, clip, texts)
+            assert scores[0] > max(scores[1], scores[2]), scores
+            assert scores[3] == float("-inf")
+        models = [base_model, tiny_model]
+        assert likeliest(models, clip, texts[:3]) == 0
+        assert likeliest(models, clip, [texts[2], texts[1], texts[0]]) == 2
 
     def test_sentences_8khz(self, base_model: WhisperModel, say: Say, tmp_path: Path) -> None:
         """Sentences on an 8 kHz telephone line (PCM, as G.711 decodes) stay within 15% WER."""
