@@ -45,7 +45,7 @@ from nlp.training.affect_data import (
     read_semeval_ec,
     read_tweeteval_single,
 )
-from nlp.training.common import expected_calibration_error, macro_recall
+from nlp.training.common import expected_calibration_error, machine_description, macro_recall
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results" / "affect_quality.json"
@@ -73,7 +73,11 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     def embed(texts: list[str], tag: str) -> Any:
         return vectors(encoder, texts, args.cache_dir, tag)
 
-    report: dict[str, Any] = {"encoder": encoder.name, "heads": {}}
+    report: dict[str, Any] = {
+        "encoder": encoder.name,
+        "machine": machine_description(),
+        "heads": {},
+    }
     report["heads"] = {name: head.meta.version for name, head in heads.items()}
 
     sentiment = heads["sentiment"]

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -30,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.analyze_throughput import load_texts, measure_baseline, run_measured
+from nlp.training.common import machine_description
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results" / "affect_speed.json"
@@ -168,7 +168,7 @@ def main() -> None:
     three_rate = one["texts_per_second"] / 3
     report = {
         "texts": source,
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "machine": machine_description(),
         "load_average_at_start": load_at_start,
         "load_average_at_end": list(os.getloadavg()),
         "ours_full_affect": ours,

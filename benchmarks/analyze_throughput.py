@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import random
 import subprocess
 import sys
@@ -24,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from nlp.training.common import machine_description
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results" / "analyze_throughput.json"
@@ -145,7 +146,7 @@ def main() -> None:
     ratio_warm = ours["texts_per_second_after_startup"] / baseline["texts_per_second"]
     report = {
         "texts": source,
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "machine": machine_description(),
         "load_average_at_start": load_at_start,
         "load_average_at_end": list(os.getloadavg()),
         "undertone_analyze": ours,

@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from nlp.training.common import machine_description
+
 
 def served_embedder() -> Any:
     """texts -> the vectors the service maps with: ONNX int8, shipped adapter merged, unit norm."""
@@ -179,6 +181,7 @@ def main() -> None:
     }
     print(json.dumps(summary, indent=2))
     out = Path(__file__).parent / "results" / "banking77.json"
+    summary["machine"] = machine_description()
     out.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
 
 

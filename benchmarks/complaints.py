@@ -15,12 +15,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from nlp.training.common import machine_description
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results" / "complaints.json"
@@ -75,7 +76,7 @@ def main(argv: list[str] | None = None) -> None:
             _, report = training.experiment(examples, x, train, test_rows, options.seed)
             results[name] = report
             print(name, report["macro_f1"], flush=True)
-    results["machine"] = {"platform": platform.platform(), "cpus": os.cpu_count()}
+    results["machine"] = machine_description()
     results["seconds"] = round(time.time() - started, 1)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(results, indent=2) + "\n")

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.analyze_throughput import _CLI
+from nlp.training.common import machine_description
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results" / "detection_alarms.json"
@@ -153,6 +154,7 @@ def main(argv: list[str] | None = None) -> None:
             f"{name:34s} n={row['n']:4d}  detected {row['detected']:.3f}  "
             f"explicit {row.get('explicit', 0):.3f}  unexpressed {row.get('unexpressed', 0):.3f}"
         )
+    report["machine"] = machine_description()
     RESULTS.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     print(f"written to {RESULTS}")
 

@@ -23,6 +23,7 @@ BENCHMARKS = (
     "taxonomy_overhead",  # issue 5: analysis time with and without the mapping
     "complaints",  # issue 6: complaint detection under domain shift
     "detection_alarms",  # issue 6: how often detections fire per group of texts
+    "int8_cpus",  # int8 vectors here vs on an emulated CPU without VNNI (needs qemu-user)
 )
 
 

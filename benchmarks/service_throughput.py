@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import socket
 import sqlite3
 import subprocess
@@ -31,6 +30,7 @@ from typing import Any
 import httpx
 
 from benchmarks.analyze_throughput import REPO, child_env, ensure_encoder_onnx, load_texts
+from nlp.training.common import machine_description
 
 RESULTS = REPO / "benchmarks" / "results" / "service_throughput.json"
 _CLI = "from service.cli import main; main()"
@@ -151,7 +151,7 @@ def main() -> None:
     baseline = runs[0]
     report = {
         "texts": source,
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "machine": machine_description(),
         "load_average_at_start": load_at_start,
         "load_average_at_end": list(os.getloadavg()),
         "runs": runs,

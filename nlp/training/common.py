@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import os
+import platform
 import random
 from collections.abc import Sequence
 from pathlib import Path
@@ -107,3 +109,32 @@ def write_head(
     arrays: dict[str, Any] = {k: np.asarray(v, dtype) for k, v in weights.items()}
     np.savez_compressed(out_dir / "weights.npz", **arrays)
     (out_dir / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=False) + "\n")
+
+
+def machine_description() -> dict[str, Any]:
+    """What a training run or benchmark ran on: CPUs, CPU model, its int8 dot-product
+    instructions, Python and platform.
+
+    The int8 encoder's vectors depend on the CPU's integer instructions: the same export gives
+    other vectors with VNNI (VPDPBUSD) than without it (AVX2's saturating VPMADDUBSW), so a
+    head trained on one kind of CPU scores a little differently on the other. Heads and
+    quality figures therefore record it.
+    """
+    """CPU count and model, its int8 dot-product instructions, Python and platform."""
+    model, flags = "", set[str]()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and not model:
+                model = value.strip()
+            elif key.strip() == "flags" and not flags:
+                flags = set(value.split())
+    vnni = sorted(flags & {"avx512_vnni", "avx_vnni", "amx_int8"})
+    return {
+        "cpus": os.cpu_count(),
+        "cpu": model or platform.processor() or platform.machine(),
+        "int8_instructions": vnni or (["avx2 (no VNNI)"] if "avx2" in flags else []),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }

@@ -76,3 +76,27 @@ def read_tweeteval(data_dir: Path, task: str, split: str) -> list[LabelledText]:
         LabelledText(f"{split}-{i}", text.strip(), mapping[label].strip())
         for i, (text, label) in enumerate(zip(texts, labels, strict=True))
     ]
+
+
+# GoEmotions' sentiment grouping (data/group/labels.txt): ambiguous, negative, neutral, positive.
+_GOEMOTIONS_GROUPS = {1: "negative", 2: "neutral", 3: "positive"}
+
+
+def read_goemotions_sentiment(data_dir: Path, split: str) -> list[LabelledText]:
+    """GoEmotions Reddit comments with one sentiment group, as negative / neutral / positive.
+
+    Comments in the "ambiguous" group (surprise, confusion, curiosity, realization) or in
+    more than one group (annotators heard mixed feelings) are left out.
+    """
+    path = data_dir / "goemotions" / "data" / "group" / f"{split}.tsv"
+    if not path.is_file():
+        raise InputError(f"missing data file {path}")
+    rows = []
+    with path.open(encoding="utf-8", newline="") as handle:
+        for fields in csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE):
+            if len(fields) < 3:
+                continue
+            groups = {int(x) for x in fields[1].split(",") if x.strip()}
+            if len(groups) == 1 and (group := groups.pop()) in _GOEMOTIONS_GROUPS:
+                rows.append(LabelledText(fields[2], fields[0], _GOEMOTIONS_GROUPS[group]))
+    return rows

@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(f"== {name} ({(time.time() - started) / 60:.1f} min)", flush=True)
         out = ["--out", str(args.heads_dir / name)]
         if name == "sentiment":
-            sentiment.main(common + out + ["--version", "sentiment.v2"])
+            sentiment.main(common + out)
             meta = json.loads((args.heads_dir / name / "meta.json").read_text())
             metrics[name] = meta["metrics"]
         elif name == "emotions":

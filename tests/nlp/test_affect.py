@@ -123,11 +123,11 @@ class TestIrony:
                 "The support agent fixed my problem quickly, thank you.",
                 marks=pytest.mark.xfail(
                     strict=True,
-                    reason="known miss of the heads on the multi-task encoder: irony 0.55 "
-                    "(threshold 0.46; 0.31 on the frozen encoder), and the sentiment head reads "
-                    "it negative (0.97) with complaint 0.52, so it is raised as a complaint: "
-                    "thanks that mention a problem look like complaints to heads trained on "
-                    "tweets (models/heads/AFFECT.md, known misses).",
+                    reason="known miss of the irony head on the multi-task encoder: irony "
+                    "0.49-0.55 (threshold 0.46; 0.31 on the frozen encoder). sentiment.v3 reads "
+                    "it positive (0.85; v2: negative 0.97), but the complaint head's 0.52 still "
+                    "raises it as a complaint: thanks that mention a problem look like "
+                    "complaints to heads trained on tweets (models/heads/AFFECT.md, known misses).",
                 ),
             ),
         ],
