@@ -7,6 +7,7 @@ reports progress through a callback.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -213,8 +214,8 @@ class Transcriber:
         """Of the main model's and the second opinion's readings of a short English clip,
         the one the two models together find likelier (``asr.joint``)."""
         texts = [" ".join(s.text for s in segments) for segments in (first, second)]
-        if not second or texts[0] == texts[1]:
-            return first
+        if not second or _words(texts[0]) == _words(texts[1]):
+            return first  # the same words (punctuation and case aside): nothing to decide
         if not first:
             return second
         pick = likeliest([self.model, second_model], samples, texts)
@@ -313,3 +314,8 @@ class Transcriber:
             for c, raws in run.raws.items()
             for raw in raws
         ]
+
+
+def _words(text: str) -> list[str]:
+    """The words of a reading, case and punctuation aside ("Activated." = "activated")."""
+    return re.sub(r"[^\w\s']", " ", text).casefold().split()

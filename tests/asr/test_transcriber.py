@@ -95,9 +95,9 @@ class TestAccuracy:
     ) -> None:
         """With a second opinion, a short English clip comes back as whichever of base's and
         tiny.en's readings has the higher log-probability summed over both models
-        (``asr.joint``, on the padded clip the transcriber decodes); the second model is
-        loaded once, on the first short English clip, and not used for other languages or
-        long clips."""
+        (``asr.joint``, on the padded clip the transcriber decodes; readings with the same
+        words keep base's); the second model is loaded once, on the first short English
+        clip, and not used for other languages or long clips."""
         loads: list[int] = []
 
         def second() -> WhisperModel:
@@ -116,7 +116,10 @@ class TestAccuracy:
             kept = both.transcribe(path)
             readings = [base_only.transcribe(path).text, tiny_only.transcribe(path).text]
             clip = np.pad(np.concatenate(list(stream_audio(path, 1)), axis=1)[0], (pad, pad))
-            expected = readings[likeliest([base_model, tiny_model], clip, readings)]
+            if _norm(readings[0]) == _norm(readings[1]):
+                expected = readings[0]  # the same words: base's reading, nothing scored
+            else:
+                expected = readings[likeliest([base_model, tiny_model], clip, readings)]
             assert kept.text == expected, (phrase, kept.text, readings)
         assert len(loads) == 1
 
