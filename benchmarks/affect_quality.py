@@ -46,6 +46,7 @@ from nlp.training.affect_data import (
     read_tweeteval_single,
 )
 from nlp.training.common import expected_calibration_error, machine_description, macro_recall
+from nlp.training.data import read_goemotions_sentiment
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results" / "affect_quality.json"
@@ -88,6 +89,14 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
         "macro_recall": round(macro_recall(gold, probs.argmax(axis=1), 3), 4),
         "ece": round(expected_calibration_error(probs, gold), 4),
         "n": len(rows),
+    }
+    # Comments, not tweets: GoEmotions dev by its sentiment group (ambiguous and mixed left out).
+    comments = read_goemotions_sentiment(data, "dev")
+    probs = sentiment.predict(embed([r.text for r in comments], "go-sentiment-dev"))
+    gold = np.array([sentiment.meta.labels.index(r.label) for r in comments])
+    report["goemotions_sentiment_dev"] = {
+        "macro_recall": round(macro_recall(gold, probs.argmax(axis=1), 3), 4),
+        "n": len(comments),
     }
 
     emotions = heads["emotions"]

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from nlp.heads import load_heads
 from nlp.training.common import machine_description
 
 REPO = Path(__file__).resolve().parents[1]
@@ -51,12 +52,9 @@ def encode(data_dir: Path, n: int, out: Path) -> None:
     np.save(out, np.stack([e.text_vector for e in encoder.encode(texts)]))
 
 
-def _macro_f1(vectors: np.ndarray, gold: list[str]) -> float:
+def _macro_f1(head: Any, vectors: np.ndarray, gold: list[str]) -> float:
     from sklearn.metrics import f1_score
 
-    from nlp.heads import load_heads
-
-    head = load_heads(REPO / "models" / "heads", ["emotions"])["emotions"]
     columns = [list(head.meta.labels).index(label) for label in FOUR]
     predicted = head.predict(vectors)[:, columns].argmax(axis=1)
     truth = [FOUR.index(label) for label in gold]
@@ -90,6 +88,7 @@ def main() -> None:
     unit_a = a / np.linalg.norm(a, axis=1, keepdims=True)
     unit_b = b / np.linalg.norm(b, axis=1, keepdims=True)
     cosine = (unit_a * unit_b).sum(axis=1)
+    emotions = load_heads(REPO / "models" / "heads", ["emotions"])["emotions"]
     report: dict[str, Any] = {
         "texts": len(gold),
         "set": "TweetEval emotion val (first texts)",
@@ -101,8 +100,8 @@ def main() -> None:
         },
         "max_abs_difference": round(float(np.abs(a - b).max()), 5),
         "emotions_head_tweeteval_emotion_macro_f1": {
-            "native": _macro_f1(a, gold),
-            "emulated": _macro_f1(b, gold),
+            "native": _macro_f1(emotions, a, gold),
+            "emulated": _macro_f1(emotions, b, gold),
         },
     }
     RESULTS.write_text(json.dumps(report, indent=2) + "\n")

@@ -120,7 +120,6 @@ def machine_description() -> dict[str, Any]:
     head trained on one kind of CPU scores a little differently on the other. Heads and
     quality figures therefore record it.
     """
-    """CPU count and model, its int8 dot-product instructions, Python and platform."""
     model, flags = "", set[str]()
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.is_file():

@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> None:
     for source in (~is_reddit, is_reddit):
         members = np.flatnonzero(source)
         sel[rng.choice(members, len(members) // 10, replace=False)] = True
-    scores: dict[str, float] = {}
+    scores: dict[tuple[float, float], float] = {}
     for w in args.goemotions_weights:
         weight = np.where(is_reddit, w, 1.0)
         fit_rows = ~sel & (weight > 0)
@@ -160,14 +160,13 @@ def main(argv: list[str] | None = None) -> None:
             predicted_sel = fitted.predict(z_train[sel])
             tweets = macro_recall(y_train[sel & ~is_reddit], predicted_sel[~is_reddit[sel]], 3)
             comments = macro_recall(y_train[sel & is_reddit], predicted_sel[is_reddit[sel]], 3)
-            scores[f"w={w},C={c}"] = (tweets + comments) / 2
+            scores[(w, c)] = (tweets + comments) / 2
             print(
                 f"  GoEmotions weight {w}, C={c}: slice macro-recall tweets {tweets:.4f}, "
                 f"comments {comments:.4f}",
                 flush=True,
             )
-    best = max(scores, key=lambda k: scores[k])
-    best_w, best_c = (float(part.split("=")[1]) for part in best.split(","))
+    best_w, best_c = max(scores, key=lambda k: scores[k])
     weight = np.where(is_reddit, best_w, 1.0)
     keep = weight > 0
     model = _fit(z_train[keep], y_train[keep], best_c, args.seed, weight[keep])
@@ -193,7 +192,9 @@ def main(argv: list[str] | None = None) -> None:
             "share": round(float(thanks_negative.mean()), 4),
             "n": len(gratitude),
         },
-        "selection_slice_mean_macro_recall": {k: round(v, 4) for k, v in scores.items()},
+        "selection_slice_mean_macro_recall": {
+            f"w={w},C={c}": round(v, 4) for (w, c), v in scores.items()
+        },
     }
     print(json.dumps(metrics, indent=2), flush=True)
     meta = {
