@@ -218,6 +218,24 @@ class TestOutcomes:
         assert report["by_signal"][0]["signal"] == "negative_sentiment"
 
 
+def _delivered(client: TestClient, hook: str, count: int) -> list[dict[str, Any]]:
+    """Wait until the subscription lists `count` deliveries, all recorded as delivered.
+
+    The receiver answers 200 before the sender records it, so a test that has seen the
+    receiver accept waits here for the record too.
+    """
+
+    def settled() -> list[dict[str, Any]] | None:
+        items: list[dict[str, Any]] = client.get(f"/v1/webhooks/{hook}/deliveries").json()["items"]
+        done = len(items) == count and all(d["status"] == "delivered" for d in items)
+        return items if done else None
+
+    found: list[dict[str, Any]] = wait_for(
+        settled, f"{count} deliveries recorded as delivered", timeout=DEADLINE
+    )
+    return found
+
+
 def _subscribe(client: TestClient, url: str) -> tuple[str, str]:
     response = client.post("/v1/webhooks", json={"url": url})
     assert response.status_code == 201, response.text
@@ -257,7 +275,7 @@ class TestPush:
                 "three accepted messages",
                 timeout=DEADLINE,
             )
-            deliveries = client.get(f"/v1/webhooks/{hook}/deliveries").json()["items"]
+            deliveries = _delivered(client, hook, 3)
         accepted = receiver.accepted_ids()
         assert len(accepted) == len(set(accepted)) == 3
         for message_id in accepted:
@@ -301,7 +319,7 @@ class TestPush:
             replayed = client.post(f"/v1/webhooks/{hook}/deliveries/{letter['id']}/replay")
             assert replayed.status_code == 202
             wait_for(lambda: receiver.accepted_ids(), "the replayed message", timeout=DEADLINE)
-            final = client.get(f"/v1/webhooks/{hook}/deliveries").json()["items"]
+            final = _delivered(client, hook, 1)
         assert receiver.accepted_ids() == [letter["message_id"]]
         assert [(d["status"], d["message_id"]) for d in final] == [
             ("delivered", letter["message_id"])
@@ -347,7 +365,7 @@ class TestPush:
             assert resumed.json()["circuit"] == "closed"
             assert resumed.json()["consecutive_failures"] == 0
             wait_for(lambda: len(receiver.accepted_ids()) >= 3, "three accepted", timeout=10.0)
-            final = client.get(f"/v1/webhooks/{hook}/deliveries").json()["items"]
+            final = _delivered(client, hook, 3)
         assert len(set(receiver.accepted_ids())) == len(receiver.accepted_ids()) == 3
         assert {d["status"] for d in final} == {"delivered"}
 
@@ -374,7 +392,7 @@ class TestPush:
                 "the circuit to close",
                 timeout=DEADLINE,
             )
-            final = client.get(f"/v1/webhooks/{hook}/deliveries").json()["items"]
+            final = _delivered(client, hook, 3)
         assert len(set(receiver.accepted_ids())) == 3
         assert {d["status"] for d in final} == {"delivered"}
         assert sum(d["attempts"] for d in final) == len(receiver.requests)
