@@ -32,6 +32,8 @@ from typing import Any
 
 import numpy as np
 
+from nlp.training.common import machine_description
+
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results" / "asr_speed.json"
 RATE = 22_050  # LJ Speech's rate
@@ -234,6 +236,7 @@ def main() -> None:
     results: dict[str, Any] = {
         "model": args.model,
         "cpu_threads": 2,
+        "machine": machine_description(),
         "batch_size": batch,
         "load_average_before": os.getloadavg(),
         "inputs": {},

@@ -18,6 +18,7 @@ BENCHMARKS = (
     "affect_quality",  # issue 3: every head's val/dev figure and ECE
     "affect_speed",  # issue 3: full affect analysis vs 3 HF pipelines and the bare encoder
     "asr_wer",  # issue 4: WER on LJ Speech, the stereo call, short 8 kHz utterances
+    "asr_ceiling",  # issue 4: what re-ranking could still fix among asr_wer's wrong clips
     "asr_speed",  # issue 4: the recording job path vs bare faster-whisper
     "banking77",  # issue 5: 10-shot and full-split case-type mapping accuracy
     "taxonomy_overhead",  # issue 5: analysis time with and without the mapping

@@ -80,14 +80,22 @@ class TestAccuracy:
     def test_short_telephone_utterances_8khz(
         self, base_model: WhisperModel, say: Say, tmp_path: Path
     ) -> None:
-        """Short requests on an 8 kHz line (the short-clip path) are recognised."""
+        """Short requests on an 8 kHz line (the short-clip path) are recognised, each word
+        timed inside the clip and in order."""
         phrases = ["I want a refund", "cancel my account", "speak to a manager"]
         transcriber = Transcriber(base_model, TranscribeOptions(language="en"))
         got = []
         for i, phrase in enumerate(phrases):
             narrow = resample(say(phrase), SAY_RATE, 8_000)
             path = encode(narrow, 8_000, tmp_path / f"utterance{i}", "wav")
-            got.append(transcriber.transcribe(path).text)
+            result = transcriber.transcribe(path)
+            got.append(result.text)
+            words = [w for s in result.segments for w in s.words]
+            assert len(words) == len(result.text.split()), result.segments
+            times = [t for w in words for t in (w.start, w.end)]
+            assert times == sorted(times), words
+            assert 0.0 <= times[0] and times[-1] <= result.duration, (words, result.duration)
+            assert times[-1] - times[0] >= 0.3, words  # spread over the speech, not a point
         assert wer(" ".join(phrases), " ".join(got)) <= 0.10, got
 
     def test_short_english_clips_keep_the_reading_both_models_find_likelier(
