@@ -32,7 +32,6 @@ import io
 import json
 import logging
 import os
-import platform
 import shutil
 import subprocess
 import tempfile
@@ -49,6 +48,7 @@ from whisper_normalizer.english import EnglishTextNormalizer
 from asr import AsrError, TranscribeOptions, Transcriber
 from asr.audio import SAMPLE_RATE, stream_audio
 from benchmarks import asterisk_prompts
+from nlp.training.common import machine_description
 from service.config import Settings
 from workers.transcribe import second_opinion, whisper_model_dir
 
@@ -245,9 +245,16 @@ def bare_text(model: WhisperModel, path: Path, language: str | None = None) -> s
 
 
 def errors(items: list[tuple[str, str, str]]) -> list[dict[str, str]]:
-    """The (name, reference, hypothesis) triples whose normalised texts differ."""
+    """The (name, reference, hypothesis) triples whose normalised texts differ, normalised
+    and as written (``benchmarks.asr_ceiling`` scores the written forms)."""
     return [
-        {"clip": name, "ref": _normalise(r), "hyp": _normalise(h)}
+        {
+            "clip": name,
+            "ref": _normalise(r),
+            "hyp": _normalise(h),
+            "ref_written": r.strip(),
+            "hyp_written": h.strip(),
+        }
         for name, r, h in items
         if _normalise(r) != _normalise(h)
     ]
@@ -469,7 +476,9 @@ def main() -> None:
     run = {
         "date": time.strftime("%Y-%m-%d"),
         "model": args.model,
-        "machine": platform.machine(),
+        # CTranslate2's int8 kernels differ by CPU (VNNI or not) and so, a little, do the
+        # words: the same code read 10.95% on one EPYC and 11.8% on another (Asterisk PCM).
+        "machine": machine_description(),
         "batch_size": args.batch_size,
         "short_clip_second_model": "tiny.en" if second is not None else None,
         "load_average_before": os.getloadavg(),
