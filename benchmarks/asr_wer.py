@@ -476,8 +476,8 @@ def main() -> None:
     run = {
         "date": time.strftime("%Y-%m-%d"),
         "model": args.model,
-        # CTranslate2's int8 kernels differ by CPU (VNNI or not) and so, a little, do the
-        # words: the same code read 10.95% on one EPYC and 11.8% on another (Asterisk PCM).
+        # int8 decoding varies by CPU: the same code and models read 10.95% on one EPYC and
+        # 11.8% on another (Asterisk PCM).
         "machine": machine_description(),
         "batch_size": args.batch_size,
         "short_clip_second_model": "tiny.en" if second is not None else None,
