@@ -33,11 +33,6 @@ ProgressCallback = Callable[[float], None]
 
 # Peak amplitude below which a recording counts as having no sound at all (-60 dBFS).
 _SILENCE_PEAK = 1e-3
-# A short English clip is also read as text only (no timestamp tokens, which cost words on
-# short clips), by beam search alone (the temperature fallback's sampling invents endings,
-# "Thank you.", that text-only decoding would keep); `asr.joint` chooses among all readings,
-# and a reading with invented words pays for their tokens.
-_TEXT_ONLY: dict[str, Any] = {"without_timestamps": True, "temperature": 0.0}
 
 
 @dataclass
@@ -76,11 +71,10 @@ class Transcriber:
         model: A loaded ``faster_whisper.WhisperModel`` (shared across calls).
         options: How to transcribe; the defaults are the product's tested settings.
         second_opinion: For short clips in English (isolated words on a phone line), a
-            second, English-only model (tiny.en) decodes the clip too; each model also reads
-            it as text only, and of the four readings the one both models together find
-            likeliest is kept (``asr.joint``): the models and the two ways of decoding err
-            on different words (benchmarks/results/asr_wer.json). Called once, on the first
-            such clip.
+            second, English-only model (tiny.en) decodes the clip too, and of the two readings
+            the one both models together find likelier is kept (``asr.joint``): the two
+            models err on different words (benchmarks/results/asr_wer.json). Called once,
+            on the first such clip.
         """
         self.model = model
         self.options = options or TranscribeOptions()
@@ -199,19 +193,10 @@ class Transcriber:
             if self._second_model is None:
                 self._second_model = self._second_opinion()
             english = common | {"language": "en"}
-            text_only = english | _TEXT_ONLY
-            second = self._second_model
-
-            def read(model: WhisperModel, kwargs: dict[str, Any]) -> list[RawSegment]:
-                return self._decode(model, samples, offset, pad, short, False, kwargs, run)[0]
-
-            readings = [
-                cleaned,
-                read(second, english),
-                read(self.model, text_only),
-                read(second, text_only),
-            ]
-            cleaned = self._likeliest(second, samples, readings)
+            other, _ = self._decode(
+                self._second_model, samples, offset, pad, short, False, english, run
+            )
+            cleaned = self._likelier(self._second_model, samples, cleaned, other)
         if run.language is None and cleaned:
             # Fix the language on the first audio that held speech, so that every later
             # window and channel is decoded in the same language.
@@ -219,18 +204,22 @@ class Transcriber:
             run.language_probability = info.language_probability
         return cleaned
 
-    def _likeliest(
-        self, second_model: WhisperModel, samples: FloatArray, readings: list[list[RawSegment]]
+    def _likelier(
+        self,
+        second_model: WhisperModel,
+        samples: FloatArray,
+        first: list[RawSegment],
+        second: list[RawSegment],
     ) -> list[RawSegment]:
-        """Of the readings of a short English clip (base's first), the one the two models
-        together find likeliest (``asr.joint``)."""
-        texts = [" ".join(s.text for s in segments) for segments in readings]
-        distinct = {tuple(_words(t)) for t, r in zip(texts, readings, strict=True) if r}
-        if len(distinct) <= 1:
-            # The same words (punctuation and case aside), or nothing: nothing to decide.
-            return next((r for r in readings if r), readings[0])
+        """Of the main model's and the second opinion's readings of a short English clip,
+        the one the two models together find likelier (``asr.joint``)."""
+        texts = [" ".join(s.text for s in segments) for segments in (first, second)]
+        if not second or _words(texts[0]) == _words(texts[1]):
+            return first  # the same words (punctuation and case aside): nothing to decide
+        if not first:
+            return second
         pick = likeliest([self.model, second_model], samples, texts)
-        return readings[pick]
+        return second if pick == 1 else first
 
     def _decode(
         self,
