@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import numpy.typing as npt
 from faster_whisper import WhisperModel
 from faster_whisper.audio import pad_or_trim
 from faster_whisper.tokenizer import Tokenizer
@@ -54,6 +55,16 @@ def log_probabilities(
     return scores
 
 
+def joint_log_probabilities(
+    models: Sequence[WhisperModel], samples: FloatArray, texts: Sequence[str], language: str = "en"
+) -> npt.NDArray[np.float64]:
+    """Each text's log-probability summed over ``models`` (float64, -inf for an empty text)."""
+    totals = np.zeros(len(texts), dtype=np.float64)
+    for model in models:
+        totals += np.asarray(log_probabilities(model, samples, texts, language))
+    return totals
+
+
 def likeliest(
     models: Sequence[WhisperModel], samples: FloatArray, texts: Sequence[str], language: str = "en"
 ) -> int:
@@ -61,7 +72,4 @@ def likeliest(
 
     Ties keep the earlier text (the caller lists its primary model's reading first).
     """
-    totals = np.zeros(len(texts), dtype=np.float64)
-    for model in models:
-        totals += np.asarray(log_probabilities(model, samples, texts, language))
-    return int(np.argmax(totals))
+    return int(np.argmax(joint_log_probabilities(models, samples, texts, language)))

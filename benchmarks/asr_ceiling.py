@@ -5,8 +5,8 @@ reference, scored by both pinned models.
 
 Reads the wrong clips that ``benchmarks.asr_wer`` recorded for Debian's Asterisk prompts
 (run that first). For each, base and tiny.en force-decode the reading the pipeline gave and
-the reference, with ``asr.joint.log_probabilities``, the scorer the transcriber chooses
-between readings with, on the same padded 16 kHz audio the transcriber decodes. Each text is
+the reference, with ``asr.joint.joint_log_probabilities``, the scorer the transcriber
+chooses between readings with, on the same padded 16 kHz audio the transcriber decodes. Each text is
 tried in a few spellings (as written, normalised, capitalised, with a full stop) and its
 best kept, so that neither side loses on casing or digits.
 
@@ -25,15 +25,14 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import jiwer
 import numpy as np
 
 from asr import TranscribeOptions
 from asr.audio import SAMPLE_RATE, stream_audio
-from asr.joint import log_probabilities
+from asr.joint import joint_log_probabilities
 from benchmarks import asterisk_prompts
 from benchmarks.asr_wer import RESULTS as WER_RESULTS
-from benchmarks.asr_wer import _normalise
+from benchmarks.asr_wer import _normalise, word_errors
 from nlp.training.common import machine_description
 from service.config import Settings
 from workers.transcribe import load_whisper
@@ -61,11 +60,6 @@ def padded_audio(path: Path) -> np.ndarray:
     return np.pad(audio, (n, n)).astype(np.float32)
 
 
-def word_errors(ref: str, hyp: str) -> int:
-    out = jiwer.process_words(_normalise(ref), _normalise(hyp))
-    return int(out.substitutions + out.deletions + out.insertions)
-
-
 def ceiling(
     name: str, entry: dict[str, Any], paths: dict[str, Path], models: list[Any]
 ) -> dict[str, Any]:
@@ -73,17 +67,17 @@ def ceiling(
     clips: list[dict[str, Any]] = []
     for error in entry["errors_ours_language_hint"]:
         audio = padded_audio(paths[error["clip"]])
-        sides = {
-            "reading": spellings(error["hyp_written"]),
-            "reference": spellings(error["ref_written"]),
-        }
+        readings = spellings(error["hyp_written"])
+        references = spellings(error["ref_written"])
+        # One scoring call per clip: each model encodes the audio once for both sides.
+        totals = joint_log_probabilities(models, audio, readings + references)
         best: dict[str, tuple[float, str]] = {}
-        for side, forms in sides.items():
-            totals = np.zeros(len(forms))
-            for model in models:
-                totals += np.asarray(log_probabilities(model, audio, forms))
-            i = int(np.argmax(totals))
-            best[side] = (float(totals[i]), forms[i])
+        for side, forms, scores in (
+            ("reading", readings, totals[: len(readings)]),
+            ("reference", references, totals[len(readings) :]),
+        ):
+            i = int(np.argmax(scores))
+            best[side] = (float(scores[i]), forms[i])
         clips.append(
             {
                 "clip": error["clip"],

@@ -267,11 +267,13 @@ def closest(accepted: tuple[str, ...], hyp: str) -> str:
     spelling variants is fairly scored ("B" or "bee" for a spoken letter, "AM" or "A.M.").
     """
 
-    def distance(ref: str) -> int:
-        out = jiwer.process_words(_normalise(ref), _normalise(hyp))
-        return int(out.substitutions + out.deletions + out.insertions)
+    return min(accepted, key=lambda ref: word_errors(ref, hyp))
 
-    return min(accepted, key=distance)
+
+def word_errors(ref: str, hyp: str) -> int:
+    """Substitutions, deletions and insertions between the normalised texts."""
+    out = jiwer.process_words(_normalise(ref), _normalise(hyp))
+    return int(out.substitutions + out.deletions + out.insertions)
 
 
 SYSTEMS = ("ours_language_hint", "bare_defaults", "bare_language_en")
